@@ -1,0 +1,5 @@
+"""`python -m gitexp` is `git exp`."""
+
+from gitexp.cli import main
+
+main()

@@ -1,0 +1,240 @@
+"""The API a training program uses while it runs under ``git exp run``.
+
+``log`` appends JSON lines to ``$GITEXP_METRICS``; ``params`` merges values into
+``$GITEXP_RUN_DIR/params.json``. Outside a run every call is a cheap no-op.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import os
+import sys
+import time
+
+# Not imported from typing: importing typing alone would double this module's import time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+__all__ = ["current_run", "flush", "log", "params"]
+
+FLUSH_BYTES = 64 * 1024
+FLUSH_SECONDS = 1.0
+
+# _thread rather than threading: the same lock type, without threading's import cost.
+_lock = _thread.allocate_lock()
+_resolved = False
+_metrics_path: str | None = None
+_run_dir: str | None = None
+_run_name: str | None = None
+_fd: int | None = None
+_buffer = bytearray()
+_last_flush = 0.0
+_atexit_registered = False
+# Bound on first use inside a run, so that importing gitexp outside one never loads orjson.
+_dumps: Callable[..., bytes]
+_line_options = 0
+
+
+def _resolve() -> None:
+    """Read the run's environment once; later calls use the cached values."""
+    global _resolved, _metrics_path, _run_dir, _run_name, _last_flush, _atexit_registered
+    global _dumps, _line_options
+    with _lock:
+        if _resolved:
+            return
+        _metrics_path = os.environ.get("GITEXP_METRICS") or None
+        _run_dir = os.environ.get("GITEXP_RUN_DIR") or None
+        _run_name = os.environ.get("GITEXP_RUN") or None
+        if _metrics_path is not None:
+            import orjson
+
+            _dumps = orjson.dumps
+            _line_options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+            _last_flush = time.monotonic()
+            if not _atexit_registered:
+                atexit.register(flush)
+                _atexit_registered = True
+        _resolved = True
+
+
+def _reset_for_tests() -> None:
+    """Drop buffered points and cached paths so the next call re-reads the environment."""
+    global _resolved, _metrics_path, _run_dir, _run_name, _fd
+    with _lock:
+        if _fd is not None:
+            os.close(_fd)
+        _fd = None
+        _buffer.clear()
+        _resolved = False
+        _metrics_path = _run_dir = _run_name = None
+
+
+def _after_fork_in_child() -> None:
+    # The parent still owns its buffered points and writes them itself; a lock that another
+    # parent thread held at fork time would never be released here.
+    global _lock, _last_flush
+    _lock = _thread.allocate_lock()
+    _buffer.clear()
+    _last_flush = time.monotonic()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _to_json_value(value: Any) -> Any:
+    """Turn a tensor-like or number-like object into something JSON can hold."""
+    item = getattr(value, "item", None)
+    if item is not None:
+        try:
+            return item()
+        except Exception:
+            pass
+    try:
+        return float(value)
+    except Exception:
+        return str(value)
+
+
+def _encode_slow(record: Mapping[Any, Any]) -> bytes:
+    """Encode a record the fast path rejected (non-string keys, ints beyond 64 bits, ...)."""
+    cleaned = {str(key): value for key, value in record.items()}
+    try:
+        return _dumps(cleaned, default=_to_json_value, option=_line_options)
+    except TypeError:
+        return _dumps(
+            {key: _to_json_value(value) for key, value in cleaned.items()},
+            default=str,
+            option=_line_options,
+        )
+
+
+def log(
+    data: Mapping[str, Any] | None = None, /, *, step: int | None = None, **metrics: Any
+) -> None:
+    """Record one point, e.g. ``log(step=3, loss=0.2)`` or ``log({"loss": 0.2}, step=3)``."""
+    global _last_flush
+    if not _resolved:
+        _resolve()
+    if _metrics_path is None:
+        return
+    if data is None:
+        record = metrics if step is None else {"step": step, **metrics}
+    else:
+        record = {} if step is None else {"step": step}
+        record.update(data)
+        record.update(metrics)
+        if step is not None:
+            record["step"] = step  # the keyword wins over a "step" inside data
+    try:
+        line = _dumps(record, default=_to_json_value, option=_line_options)
+    except TypeError:  # orjson.JSONEncodeError
+        line = _encode_slow(record)
+    now = time.monotonic()
+    with _lock:
+        _buffer.extend(line)
+        if len(_buffer) >= FLUSH_BYTES or now - _last_flush >= FLUSH_SECONDS:
+            _write_buffer_locked()
+            _last_flush = now
+
+
+def flush() -> None:
+    """Write buffered points to the metrics file now (also done at exit)."""
+    global _last_flush
+    if not _resolved:
+        _resolve()
+    if _metrics_path is None:
+        return
+    with _lock:
+        _write_buffer_locked()
+        _last_flush = time.monotonic()
+
+
+def _write_buffer_locked() -> None:
+    global _fd, _metrics_path
+    if not _buffer or _metrics_path is None:
+        _buffer.clear()
+        return
+    try:
+        if _fd is None:
+            # O_APPEND keeps writes from this process, forked children and programs in
+            # other languages from overwriting each other's lines.
+            _fd = os.open(_metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        with memoryview(_buffer) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(_fd, view[written:])
+    except OSError as exc:
+        # Losing metrics must not kill a training job that may have run for days.
+        print(
+            f"gitexp: cannot write metrics to {_metrics_path}: {exc}; further points are dropped",
+            file=sys.stderr,
+        )
+        _metrics_path = None
+    _buffer.clear()
+
+
+def params(values: Mapping[str, Any] | argparse.Namespace) -> None:
+    """Merge hyperparameters (a mapping or an argparse Namespace) into the run's params."""
+    if not _resolved:
+        _resolve()
+    if _run_dir is None:
+        return
+    import argparse
+
+    import orjson
+
+    new = vars(values) if isinstance(values, argparse.Namespace) else dict(values)
+    path = os.path.join(_run_dir, "params.json")
+    with _lock:
+        merged = _read_params(path)
+        for key, value in new.items():
+            merged[str(key)] = _params_value(value)
+        data = orjson.dumps(
+            merged,
+            default=str,
+            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2,
+        )
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as file:
+                file.write(data + b"\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _params_value(value: Any) -> Any:
+    """``value`` if orjson can write it (maybe via ``str`` inside), else ``str(value)``."""
+    import orjson
+
+    try:
+        orjson.dumps(
+            value, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        )
+    except TypeError:
+        return str(value)
+    return value
+
+
+def _read_params(path: str) -> dict[str, Any]:
+    import orjson
+
+    try:
+        with open(path, "rb") as file:
+            existing = orjson.loads(file.read())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return existing if isinstance(existing, dict) else {}
+
+
+def current_run() -> str | None:
+    """The running experiment's ``<name>/<id>``, or None outside a run."""
+    if not _resolved:
+        _resolve()
+    return _run_name

@@ -1,0 +1,306 @@
+"""`git exp run`: snapshot the working tree, record the run, supervise the program."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pygit2
+
+from gitexp import environment, ids, rundir, store
+from gitexp.errors import GitExpError, InvalidNameError
+from gitexp.metrics import summarize_metrics
+from gitexp.params import parse_argv_params, redact_argv, redact_params
+from gitexp.program import Launch, resolve_program
+from gitexp.record import dump_record, load_record, new_record, now_iso
+from gitexp.repository import (
+    DEFAULT_MAX_FILE_SIZE,
+    common_dir,
+    config_size,
+    config_value,
+    identity,
+    require_worktree,
+)
+from gitexp.runner import ProcessOutcome, supervise
+from gitexp.snapshot import SnapshotTree, commit_snapshot, snapshot_tree
+
+HOOK_DIR = Path(__file__).resolve().parent.parent / "_hook"
+TAG_PATTERN = re.compile(r"[^\s,\x00-\x1f\x7f]{1,100}\Z")
+PROBE_TIMEOUT_S = 10.0
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
+
+@dataclass
+class RunRequest:
+    """What the user asked `git exp run` to do."""
+
+    command: list[str]
+    cwd: Path
+    environ: Mapping[str, str]
+    name: str | None = None
+    message: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    ref: str
+    commit: str
+    record: dict[str, Any]
+    exit_status: int
+
+
+def run_experiment(
+    repo: pygit2.Repository, request: RunRequest, report: Callable[[str], None]
+) -> RunResult:
+    """Record and run `request.command`; every failure after the ref exists is recorded."""
+    workdir = require_worktree(repo)
+    name = ids.validate_name(request.name or ids.default_name(request.command))
+    tags = validate_tags(request.tags)
+    launch = resolve_program(
+        request.command, request.cwd, request.environ.get("PATH"), sys.executable
+    )
+    packages = environment.PACKAGES_OF_INTEREST + _extra_packages(repo)
+    python_probe = environment.start_python_probe(launch.python, packages)
+    gpu_probe = environment.start_gpu_probe()
+    signature = identity(repo, request.environ)
+    max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
+    snapshot = snapshot_tree(repo, max_size)
+    command = redact_argv(request.command)
+    ref, commit = claim_run_ref(repo, name, snapshot, command, signature)
+    run_id = ref[len(ids.REF_PREFIX) :]
+    run_dir = rundir.run_directory(
+        rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR")), *run_id.split("/")
+    )
+    python_info = python_probe.result(PROBE_TIMEOUT_S)
+    record = new_record(
+        id=run_id,
+        name=name,
+        ref=ref,
+        commit=commit,
+        command=command,
+        cwd=_relative_cwd(request.cwd, workdir),
+        run_dir=str(run_dir),
+        started_at=now_iso(),
+        host=environment.host_info(os.getpid()),
+        python={k: v for k, v in python_info.items() if k != "packages"},
+        packages=python_info.get("packages", {}),
+        gpus=gpu_probe.result(PROBE_TIMEOUT_S),
+        env=environment.recorded_env(request.environ),
+        git=snapshot.git_info(),
+        params=redact_params(parse_argv_params(request.command[1:])),
+        message=request.message,
+        tags=tags,
+    )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.update_note(repo, commit, lambda _old: dump_record(record), signature)
+    except (OSError, GitExpError) as exc:
+        store.delete_ref(repo, ref)  # nothing ran yet: leave no half-written run behind
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise GitExpError(f"cannot start the run: {reason}") from None
+    report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
+    outcome: ProcessOutcome | None = None
+    failure: dict[str, Any] | None = None
+    try:
+        outcome = supervise(
+            launch.argv,
+            request.cwd,
+            child_environment(request.environ, launch, run_id, run_dir, commit),
+            run_dir / rundir.OUTPUT_LOG,
+            kill_grace_s=_kill_grace(repo),
+            executable=launch.executable,
+        )
+    except OSError as exc:  # exec failed: not executable, bad interpreter line, ...
+        failure = {"type": type(exc).__name__, "message": exc.strerror or str(exc)}
+    except BaseException as exc:
+        failure = {"type": type(exc).__name__, "message": str(exc) or "the supervisor stopped"}
+        final = finish_fields(record, run_dir, outcome, failure, launch)
+        store.update_note(repo, commit, _merging(final), signature)
+        raise
+    final = finish_fields(record, run_dir, outcome, failure, launch)
+    saved = store.update_note(repo, commit, _merging(final), signature)
+    if outcome is not None:
+        exit_status = outcome.exit_status
+    elif failure and failure["type"] == "FileNotFoundError":
+        exit_status = EXIT_NOT_FOUND
+    else:
+        exit_status = EXIT_CANNOT_EXECUTE
+    return RunResult(run_id, ref, commit, load_record(saved), exit_status)
+
+
+def validate_tags(tags: Sequence[str]) -> list[str]:
+    for tag in tags:
+        if not TAG_PATTERN.match(tag):
+            raise InvalidNameError(
+                f"invalid tag '{ids.printable(tag)}': no spaces, commas or control characters, "
+                "at most 100 characters"
+            )
+    return list(dict.fromkeys(tags))
+
+
+def claim_run_ref(
+    repo: pygit2.Repository,
+    name: str,
+    snapshot: SnapshotTree,
+    command: list[str],
+    signature: pygit2.Signature,
+) -> tuple[str, str]:
+    """Commit the snapshot under a new, unique id and create its ref (never forced).
+
+    The per-name lock only keeps the daily count readable under concurrency; uniqueness
+    comes from creating the ref without force.
+    """
+    today = dt.date.today()
+    with _name_lock(repo, name):
+        count = _next_count(repo, name, today)
+        while True:
+            run_id = ids.format_run_id(today, count, ids.random_suffix())
+            message = f"exp: {name}/{run_id}\n\n{shlex.join(command)}\n"
+            commit = commit_snapshot(repo, snapshot, message, signature)
+            ref = ids.run_ref(name, run_id)
+            if store.create_ref(repo, ref, commit):
+                return ref, str(commit)
+
+
+def child_environment(
+    environ: Mapping[str, str], launch: Launch, run_id: str, run_dir: Path, commit: str
+) -> dict[str, str]:
+    """The program's environment: the user's, plus the documented GITEXP_* variables."""
+    env = dict(environ)
+    env.update(
+        GITEXP_RUN=run_id,
+        GITEXP_RUN_DIR=str(run_dir),
+        GITEXP_METRICS=str(run_dir / rundir.METRICS_FILE),
+        GITEXP_COMMIT=commit,
+        PYTHONUNBUFFERED="1",
+    )
+    if launch.is_python:
+        # The hook records an uncaught exception's type and message, then removes itself.
+        existing = environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOOK_DIR), existing]))
+    return env
+
+
+def finish_fields(
+    record: dict[str, Any],
+    run_dir: Path,
+    outcome: ProcessOutcome | None,
+    failure: dict[str, Any] | None,
+    launch: Launch,
+) -> dict[str, Any]:
+    """The fields the supervisor owns at the end of a run."""
+    summary = summarize_metrics(run_dir / rundir.METRICS_FILE)
+    params = dict(record["params"])
+    params.update(rundir.read_params(run_dir))
+    error = failure or rundir.read_error(run_dir)
+    if error is None and outcome is not None and outcome.exit_status != 0 and launch.is_python:
+        error = rundir.traceback_from_log(run_dir / rundir.OUTPUT_LOG)
+    fields: dict[str, Any] = {
+        "status": _final_status(outcome, failure),
+        "ended_at": now_iso(),
+        "params": redact_params(params),
+        "metrics": summary.metrics,
+        "error": error,
+    }
+    if outcome is not None:
+        fields.update(
+            duration_s=outcome.duration_s,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            resources={
+                "peak_rss_bytes": outcome.peak_rss_bytes,
+                "cpu_seconds": outcome.cpu_seconds,
+            },
+        )
+        if outcome.interrupted_by is not None:
+            fields["interrupted_by"] = outcome.interrupted_by
+    problems = [p for p in (outcome.output_error if outcome else None,) if p]
+    if summary.bad_lines:
+        problems.append(f"{summary.bad_lines} unreadable line(s) in {rundir.METRICS_FILE}")
+    if problems:
+        fields["problems"] = problems
+    return fields
+
+
+def _final_status(outcome: ProcessOutcome | None, failure: dict[str, Any] | None) -> str:
+    if outcome is None:
+        return "interrupted" if failure and failure["type"] == "KeyboardInterrupt" else "failed"
+    if outcome.interrupted_by is not None:
+        return "interrupted"
+    return "succeeded" if outcome.exit_status == 0 else "failed"
+
+
+def _merging(fields: dict[str, Any]) -> Callable[[bytes | None], bytes]:
+    """Apply our final fields to the latest record, keeping what others wrote meanwhile."""
+
+    def change(old: bytes | None) -> bytes:
+        try:
+            current = load_record(old) if old is not None else new_record()
+        except ValueError:
+            current = new_record()
+        current.update(fields)
+        return dump_record(current)
+
+    return change
+
+
+@contextmanager
+def _name_lock(repo: pygit2.Repository, name: str) -> Iterator[None]:
+    lock_dir = common_dir(repo) / "experiments" / ".locks"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_dir / f"{name}.lock", "a+b")  # noqa: SIM115
+    except OSError:
+        yield  # read-only common dir: counts may repeat, ids stay unique
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even after kill -9
+        yield
+
+
+def _next_count(repo: pygit2.Repository, name: str, day: dt.date) -> int:
+    prefix = f"{ids.REF_PREFIX}{name}/{day:%Y%m%d}."
+    counts = [0]
+    for ref, _ in store.list_run_refs(repo):
+        if ref.startswith(prefix):
+            parsed = ids.parse_run_ref(ref)
+            if parsed:
+                counts.append(int(parsed[1].split(".")[1]))
+    return max(counts) + 1
+
+
+def _relative_cwd(cwd: Path, workdir: Path) -> str:
+    try:
+        relative = cwd.resolve().relative_to(workdir.resolve())
+    except ValueError:
+        return str(cwd)
+    return relative.as_posix() if str(relative) != "." else "."
+
+
+def _extra_packages(repo: pygit2.Repository) -> tuple[str, ...]:
+    value = config_value(repo, "exp.packages") or ""
+    return tuple(part.strip() for part in value.replace(",", " ").split() if part.strip())
+
+
+def _kill_grace(repo: pygit2.Repository) -> float:
+    value = config_value(repo, "exp.killGrace")
+    try:
+        return float(value) if value else 10.0
+    except ValueError:
+        raise GitExpError(f"bad value for exp.killGrace: {value!r} (expected seconds)") from None
+
+
+__all__ = ["RunRequest", "RunResult", "orjson", "run_experiment"]

@@ -1,0 +1,114 @@
+"""Summaries of a run's ``metrics.jsonl``: one JSON object per line, such as
+``{"step": 3, "loss": 0.2}``, appended by ``gitexp.log`` or by programs in any language.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+# Indexes into the per-metric list that summarize_metrics updates in its hot loop.
+_LAST, _MIN, _MAX, _COUNT, _STEP = range(5)
+
+
+@dataclass
+class MetricsSummary:
+    """Per metric, in order of first appearance: ``last``, ``min``, ``max``, ``count``, ``step``.
+
+    ``bad_lines`` counts lines that were not a JSON object (e.g. torn by a killed program).
+    """
+
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bad_lines: int = 0
+
+
+def _parse_line(line: bytes) -> Any:
+    """The JSON value on ``line``, or None when it is not valid JSON."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson is strict; Python's json module writes NaN/Infinity literals and orjson
+    # also refuses integers beyond 64 bits, so give such lines a second chance.
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _read_objects(path: Path) -> Iterator[dict[str, Any] | None]:
+    """Each non-blank line's object, or None for a line that is not a JSON object."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return
+    with file:
+        for line in file:
+            if line.isspace():
+                continue
+            value = _parse_line(line)
+            yield value if isinstance(value, dict) else None
+
+
+def iter_metric_points(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects logged to ``path``, skipping lines that are not JSON objects."""
+    for point in _read_objects(path):
+        if point is not None:
+            yield point
+
+
+def summarize_metrics(path: Path) -> MetricsSummary:
+    """Summarize ``path``; a missing file gives an empty summary."""
+    stats: dict[str, list[Any]] = {}
+    bad_lines = 0
+    isfinite = math.isfinite
+    for point in _read_objects(path):
+        if point is None:
+            bad_lines += 1
+            continue
+        step = point.get("step")
+        if not (type(step) is int or (type(step) is float and isfinite(step))):
+            step = None
+        for name, value in point.items():
+            if name == "step":
+                continue
+            value_type = type(value)
+            if value_type is float:
+                finite = isfinite(value)
+            elif value_type is int:
+                finite = True
+            elif value is None:
+                finite = False
+            else:
+                continue  # strings, bools, lists: not numbers to summarize
+            entry = stats.get(name)
+            if entry is None:
+                entry = stats[name] = [None, None, None, 0, None]
+            point_step = step if step is not None else entry[_COUNT]
+            entry[_COUNT] += 1
+            entry[_STEP] = point_step
+            if finite:
+                entry[_LAST] = value
+                if entry[_MIN] is None or value < entry[_MIN]:
+                    entry[_MIN] = value
+                if entry[_MAX] is None or value > entry[_MAX]:
+                    entry[_MAX] = value
+            else:
+                entry[_LAST] = None
+    metrics = {
+        name: {
+            "last": entry[_LAST],
+            "min": entry[_MIN],
+            "max": entry[_MAX],
+            "count": entry[_COUNT],
+            "step": entry[_STEP],
+        }
+        for name, entry in stats.items()
+    }
+    return MetricsSummary(metrics=metrics, bad_lines=bad_lines)

@@ -1,0 +1,89 @@
+"""The run record: the JSON object stored as a git note on a run's snapshot commit.
+
+The schema is a public contract, documented field by field in docs/format.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+
+import orjson
+import psutil
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
+FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "crashed")
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "schema", "id", "name", "ref", "commit", "status", "command", "cwd", "run_dir",
+    "started_at", "ended_at", "duration_s", "exit_code", "signal", "host", "python",
+    "packages", "gpus", "env", "git", "params", "metrics", "resources", "message", "tags",
+    "annotations", "deleted", "rerun_of", "error",
+)  # fmt: skip
+
+
+def now_iso() -> str:
+    """The current local time with its UTC offset, to the millisecond."""
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def new_record(**fields: Any) -> dict[str, Any]:
+    """A record with every documented field present (null until known), in a stable order."""
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    record.update(
+        schema=SCHEMA_VERSION,
+        status="running",
+        params={},
+        metrics={},
+        tags=[],
+        annotations=[],
+        packages={},
+        gpus=[],
+        env={},
+        deleted=None,
+    )
+    record.update(fields)
+    return record
+
+
+def dump_record(record: dict[str, Any]) -> bytes:
+    """Pretty-printed JSON with a final newline, as `git notes show` prints it."""
+    return orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+def load_record(data: bytes) -> dict[str, Any]:
+    """Parse a note; raises ValueError when it is not a JSON object."""
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("the record is not a JSON object")
+    return value
+
+
+def effective_status(record: dict[str, Any], hostname: str | None = None) -> str:
+    """The status to show: a `running` run whose supervisor is gone is `crashed`.
+
+    Liveness is only known on the host that started the run: there, the supervisor's pid
+    must exist and have the recorded start time (a reused pid has another).
+    """
+    status = record.get("status")
+    if status != "running":
+        return status if isinstance(status, str) else "unknown"
+    host = record.get("host")
+    if not isinstance(host, dict) or host.get("hostname") != (hostname or socket.gethostname()):
+        return "running"
+    return "running" if _process_alive(host.get("pid"), host.get("pid_started_at")) else "crashed"
+
+
+def _process_alive(pid: object, started_at: object) -> bool:
+    if not isinstance(pid, int):
+        return True  # nothing to check against: do not guess
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return False
+    return not isinstance(started_at, (int, float)) or abs(created - started_at) < 1.0

@@ -1,0 +1,74 @@
+"""Opening the user's repository and reading the settings gitexp takes from git config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pygit2
+
+from gitexp.errors import BareRepositoryError, GitExpError, NotARepositoryError
+
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
+
+
+def open_repository(path: str | os.PathLike[str]) -> pygit2.Repository:
+    """The repository containing `path`, found the way git finds it."""
+    found = pygit2.discover_repository(str(path))
+    if found is None:
+        raise NotARepositoryError(
+            f"not a git repository (or any of the parent directories): {Path(path).resolve()}"
+        )
+    try:
+        return pygit2.Repository(found)
+    except pygit2.GitError as exc:
+        raise GitExpError(f"cannot open repository at {found}: {exc}") from None
+
+
+def require_worktree(repo: pygit2.Repository) -> Path:
+    """The root of the working tree; a bare repository has none."""
+    if repo.is_bare or repo.workdir is None:
+        raise BareRepositoryError(
+            f"this operation needs a working tree, but {repo.path.rstrip('/')} is a bare repository"
+        )
+    return Path(repo.workdir)
+
+
+def common_dir(repo: pygit2.Repository) -> Path:
+    """The directory shared by all worktrees (`git rev-parse --git-common-dir`)."""
+    gitdir = Path(repo.path)
+    pointer = gitdir / "commondir"
+    if pointer.is_file():
+        return (gitdir / pointer.read_text().strip()).resolve()
+    return gitdir.resolve()
+
+
+def config_value(repo: pygit2.Repository, key: str) -> str | None:
+    try:
+        return repo.config[key]
+    except KeyError:
+        return None
+
+
+def config_size(repo: pygit2.Repository, key: str, default: int) -> int:
+    """A size from git config, with git's k/m/g suffixes."""
+    if config_value(repo, key) is None:
+        return default
+    try:
+        return repo.config.get_int(key)
+    except (pygit2.GitError, ValueError):
+        raise GitExpError(
+            f"bad value for {key}: {config_value(repo, key)!r} (expected a size like 10m)"
+        ) from None
+
+
+def identity(
+    repo: pygit2.Repository, environ: dict[str, str] | os._Environ[str]
+) -> pygit2.Signature:
+    """Who a snapshot is by: git's author settings, or a fixed gitexp identity when none is set."""
+    name = environ.get("GIT_AUTHOR_NAME") or config_value(repo, "user.name")
+    email = environ.get("GIT_AUTHOR_EMAIL") or config_value(repo, "user.email")
+    if not name or not email:
+        name, email = FALLBACK_IDENTITY
+    return pygit2.Signature(name, email)

@@ -1,0 +1,76 @@
+"""The run directory: where a run's bulky output lives, outside git."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pygit2
+
+from gitexp.repository import common_dir, config_value
+
+OUTPUT_LOG = "output.log"
+METRICS_FILE = "metrics.jsonl"
+PARAMS_FILE = "params.json"
+ERROR_FILE = "error.json"
+EXCEPTION_LINE = re.compile(
+    r"([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|[A-Z]\w*))(?::\s?(.*))?\Z"
+)
+
+
+def logdir_root(repo: pygit2.Repository, env_logdir: str | None) -> Path:
+    """Run directories go under $GITEXP_LOGDIR, else exp.logdir, else <common dir>/experiments."""
+    configured = env_logdir or config_value(repo, "exp.logdir")
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_absolute() and repo.workdir:
+            path = Path(repo.workdir) / path
+        return path
+    return common_dir(repo) / "experiments"
+
+
+def run_directory(root: Path, name: str, run_id: str) -> Path:
+    return root / name / run_id
+
+
+def read_params(run_dir: Path) -> dict[str, object]:
+    """Params the program gave through `gitexp.params(...)`, if any."""
+    value = _read_json(run_dir / PARAMS_FILE)
+    return value if isinstance(value, dict) else {}
+
+
+def read_error(run_dir: Path) -> dict[str, object] | None:
+    """The uncaught exception recorded by the child's hook, if any."""
+    value = _read_json(run_dir / ERROR_FILE)
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return None
+    return {key: value.get(key) for key in ("type", "message", "traceback")}
+
+
+def traceback_from_log(log_path: Path, tail_bytes: int = 65536) -> dict[str, object] | None:
+    """The exception named on the last line of a Python traceback at the end of output.log.
+
+    Used when the hook could not run (a program that replaced sys.excepthook, say).
+    """
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - tail_bytes))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    start = tail.rfind("Traceback (most recent call last):")
+    if start < 0:
+        return None
+    for line in tail[start:].splitlines()[1:]:
+        match = EXCEPTION_LINE.match(line)
+        if match:
+            return {"type": match.group(1), "message": match.group(2) or "", "traceback": None}
+    return None
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None

@@ -1,0 +1,327 @@
+"""The child-side API: ``gitexp.log``, ``flush``, ``params`` and ``current_run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gitexp
+from gitexp import child
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_child_state() -> Iterator[None]:
+    """Make every test re-read the environment its own monkeypatching set up."""
+    child._reset_for_tests()
+    yield
+    child._reset_for_tests()
+
+
+@pytest.fixture
+def run_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Set the variables ``git exp run`` gives a program; return the run directory."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setenv("GITEXP_RUN", "train/20260101.001.abcd")
+    monkeypatch.setenv("GITEXP_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("GITEXP_METRICS", str(run_dir / "metrics.jsonl"))
+    return run_dir
+
+
+def read_points(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run_python(source: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_outside_a_run_everything_is_a_no_op(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    gitexp.log(step=1, loss=0.5)
+    gitexp.log({"loss": 0.5})
+    gitexp.params({"lr": 0.1})
+    gitexp.flush()
+    assert gitexp.current_run() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_public_api() -> None:
+    assert set(gitexp.__all__) == {"__version__", "current_run", "flush", "log", "params"}
+    assert isinstance(gitexp.__version__, str)
+    with pytest.raises(AttributeError):
+        _ = gitexp.no_such_name  # type: ignore[attr-defined]
+
+
+def test_import_stays_light() -> None:
+    result = run_python(
+        """
+        import sys
+        import gitexp
+        heavy = {"pygit2", "click", "psutil", "orjson"} & set(sys.modules)
+        print(sorted(heavy))
+        """,
+        {},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_current_run(run_env: Path) -> None:
+    assert gitexp.current_run() == "train/20260101.001.abcd"
+
+
+def test_log_accepts_a_dict_keywords_or_both(run_env: Path) -> None:
+    gitexp.log(step=0, loss=1.5)
+    gitexp.log({"loss": 1.25, "acc": 0.5}, step=1)
+    gitexp.log({"loss": 1.0}, step=2, acc=0.75)
+    gitexp.log({"step": 3, "loss": 0.5})
+    gitexp.log({"step": 99, "loss": 0.25}, step=4)
+    gitexp.log(loss=0.125)
+    gitexp.flush()
+    lines = (run_env / "metrics.jsonl").read_text().splitlines()
+    assert lines[0] == '{"step":0,"loss":1.5}'
+    assert [json.loads(line) for line in lines[1:]] == [
+        {"step": 1, "loss": 1.25, "acc": 0.5},
+        {"step": 2, "loss": 1.0, "acc": 0.75},
+        {"step": 3, "loss": 0.5},
+        {"step": 4, "loss": 0.25},
+        {"loss": 0.125},
+    ]
+
+
+class Scalar:
+    """A 0-d tensor stand-in: a number behind ``.item()``."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def item(self) -> float:
+        return self.value
+
+
+class Floaty:
+    def __float__(self) -> float:
+        return 2.5
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+def test_log_converts_number_like_values(run_env: Path) -> None:
+    gitexp.log(
+        step=1,
+        tensor=Scalar(0.5),
+        floaty=Floaty(),
+        flag=True,
+        count=3,
+        note="warmup",
+        nan=math.nan,
+        inf=math.inf,
+        opaque=Opaque(),
+        huge=2**70,
+    )
+    gitexp.flush()
+    (point,) = read_points(run_env / "metrics.jsonl")
+    assert point == {
+        "step": 1,
+        "tensor": 0.5,
+        "floaty": 2.5,
+        "flag": True,
+        "count": 3,
+        "note": "warmup",
+        "nan": None,
+        "inf": None,
+        "opaque": "opaque",
+        "huge": float(2**70),
+    }
+
+
+def test_log_converts_non_string_keys(run_env: Path) -> None:
+    gitexp.log({1: 0.5, "loss": 0.25}, step=0)  # type: ignore[dict-item]
+    gitexp.flush()
+    assert read_points(run_env / "metrics.jsonl") == [{"step": 0, "1": 0.5, "loss": 0.25}]
+
+
+def test_log_writes_numpy_scalars(run_env: Path) -> None:
+    np = pytest.importorskip("numpy")
+    gitexp.log(step=np.int64(3), loss=np.float32(0.5), acc=np.float64(0.25))
+    gitexp.flush()
+    assert read_points(run_env / "metrics.jsonl") == [{"step": 3, "loss": 0.5, "acc": 0.25}]
+
+
+def test_points_stay_buffered_until_a_flush(run_env: Path) -> None:
+    metrics = run_env / "metrics.jsonl"
+    gitexp.log(step=0, loss=0.5)
+    assert not metrics.exists() or metrics.stat().st_size == 0
+    gitexp.flush()
+    assert read_points(metrics) == [{"step": 0, "loss": 0.5}]
+
+
+def test_a_full_buffer_is_written_without_flush(run_env: Path) -> None:
+    metrics = run_env / "metrics.jsonl"
+    written = 0
+    step = 0
+    while written < child.FLUSH_BYTES:
+        gitexp.log(step=step, loss=0.5)
+        written += len(f'{{"step":{step},"loss":0.5}}\n')
+        step += 1
+    assert read_points(metrics) == [{"step": i, "loss": 0.5} for i in range(step)]
+
+
+def test_an_old_buffer_is_written_on_the_next_log(
+    run_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(child, "FLUSH_SECONDS", 0.05)
+    gitexp.log(step=0, loss=0.5)
+    time.sleep(0.1)
+    gitexp.log(step=1, loss=0.25)
+    assert read_points(run_env / "metrics.jsonl") == [
+        {"step": 0, "loss": 0.5},
+        {"step": 1, "loss": 0.25},
+    ]
+
+
+def test_concurrent_threads_write_whole_lines(run_env: Path) -> None:
+    def worker(index: int) -> None:
+        for step in range(5_000):
+            gitexp.log(step=step, worker=index)
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gitexp.flush()
+    points = read_points(run_env / "metrics.jsonl")
+    assert len(points) == 40_000
+    for index in range(8):
+        steps = [point["step"] for point in points if point["worker"] == index]
+        assert steps == list(range(5_000))
+
+
+def test_an_unwritable_metrics_file_warns_once_and_drops_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITEXP_METRICS", str(tmp_path / "missing-dir" / "metrics.jsonl"))
+    gitexp.log(step=0, loss=0.5)
+    gitexp.flush()
+    gitexp.log(step=1, loss=0.5)
+    gitexp.flush()
+    err = capsys.readouterr().err
+    assert err.count("gitexp: cannot write metrics to") == 1
+    assert not (tmp_path / "missing-dir").exists()
+
+
+def test_points_are_flushed_at_exit(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    result = run_python(
+        """
+        import gitexp
+        for step in range(10_000):
+            gitexp.log(step=step, loss=1.0 / (step + 1))
+        """,
+        {"GITEXP_METRICS": str(metrics)},
+    )
+    assert result.returncode == 0, result.stderr
+    points = read_points(metrics)
+    assert [point["step"] for point in points] == list(range(10_000))
+
+
+def test_flushed_points_survive_a_hard_exit(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    result = run_python(
+        """
+        import os
+        import gitexp
+        for step in range(100):
+            gitexp.log(step=step, loss=0.5)
+        gitexp.flush()
+        gitexp.log(step=100, loss=0.5)
+        os._exit(3)
+        """,
+        {"GITEXP_METRICS": str(metrics)},
+    )
+    assert result.returncode == 3, result.stderr
+    assert [point["step"] for point in read_points(metrics)] == list(range(100))
+
+
+def test_a_forked_child_does_not_rewrite_the_parents_buffer(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    result = run_python(
+        """
+        import os
+        import sys
+        import gitexp
+        for step in range(5):
+            gitexp.log(step=step, who="parent")
+        pid = os.fork()
+        if pid == 0:
+            gitexp.log(step=0, who="child")
+            sys.exit(0)  # a normal exit: atexit flushes the child's own buffer
+        os.waitpid(pid, 0)
+        """,
+        {"GITEXP_METRICS": str(metrics)},
+    )
+    assert result.returncode == 0, result.stderr
+    points = read_points(metrics)
+    assert sorted((point["who"], point["step"]) for point in points) == [
+        ("child", 0),
+        *[("parent", step) for step in range(5)],
+    ]
+
+
+def test_params_merge_into_params_json(run_env: Path) -> None:
+    gitexp.params({"lr": 0.1, "epochs": 3})
+    gitexp.params({"lr": 0.01, "model": {"layers": [64, 64]}})
+    saved = json.loads((run_env / "params.json").read_text())
+    assert saved == {"lr": 0.01, "epochs": 3, "model": {"layers": [64, 64]}}
+    assert [path.name for path in run_env.iterdir()] == ["params.json"]
+
+
+def test_params_accepts_an_argparse_namespace(run_env: Path) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--data", type=Path, default=Path("data/train.csv"))
+    parser.add_argument("--tags", nargs="*", default=["a", "b"])
+    gitexp.params(parser.parse_args(["--lr", "0.5"]))
+    saved = json.loads((run_env / "params.json").read_text())
+    assert saved == {"lr": 0.5, "data": "data/train.csv", "tags": ["a", "b"]}
+
+
+def test_params_stores_other_values_as_strings(run_env: Path) -> None:
+    gitexp.params({"opaque": Opaque(), "huge": 2**70, "nested": {1: Opaque()}})
+    saved = json.loads((run_env / "params.json").read_text())
+    assert saved == {"opaque": "opaque", "huge": str(2**70), "nested": {"1": "opaque"}}
+
+
+def test_params_replaces_an_unreadable_params_file(run_env: Path) -> None:
+    (run_env / "params.json").write_text("[1, 2")
+    gitexp.params({"lr": 0.1})
+    assert json.loads((run_env / "params.json").read_text()) == {"lr": 0.1}
