@@ -73,7 +73,7 @@ def run_experiment(
         request.command, request.cwd, request.environ.get("PATH"), sys.executable
     )
     packages = environment.PACKAGES_OF_INTEREST + _extra_packages(repo)
-    python_probe = environment.start_python_probe(launch.python, packages)
+    python_probe = environment.start_python_probe(launch.python, packages, env=request.environ)
     gpu_probe = environment.start_gpu_probe()
     signature = identity(repo, request.environ)
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
