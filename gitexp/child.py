@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import _thread
 import atexit
 import os
 import sys
+import threading
 import time
 
-# Not imported from typing: importing typing alone would double this module's import time.
+# Not imported from typing: typing alone takes several times this module's import time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -24,8 +24,8 @@ __all__ = ["current_run", "flush", "log", "params"]
 FLUSH_BYTES = 64 * 1024
 FLUSH_SECONDS = 1.0
 
-# _thread rather than threading: the same lock type, without threading's import cost.
-_lock = _thread.allocate_lock()
+# Re-entrant: a signal handler that logs may interrupt a log() call holding the lock.
+_lock = threading.RLock()
 _resolved = False
 _metrics_path: str | None = None
 _run_dir: str | None = None
@@ -77,7 +77,7 @@ def _after_fork_in_child() -> None:
     # The parent still owns its buffered points and writes them itself; a lock that another
     # parent thread held at fork time would never be released here.
     global _lock, _last_flush
-    _lock = _thread.allocate_lock()
+    _lock = threading.RLock()
     _buffer.clear()
     _last_flush = time.monotonic()
 
@@ -155,18 +155,22 @@ def flush() -> None:
 
 def _write_buffer_locked() -> None:
     global _fd, _metrics_path
-    if not _buffer or _metrics_path is None:
-        _buffer.clear()
+    if not _buffer:
+        return
+    # Detach the bytes first: a signal handler that logs during the write appends to a fresh
+    # buffer instead of resizing one being written.
+    data = bytes(_buffer)
+    _buffer.clear()
+    if _metrics_path is None:
         return
     try:
         if _fd is None:
             # O_APPEND keeps writes from this process, forked children and programs in
             # other languages from overwriting each other's lines.
             _fd = os.open(_metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        with memoryview(_buffer) as view:
-            written = 0
-            while written < len(view):
-                written += os.write(_fd, view[written:])
+        written = 0
+        while written < len(data):
+            written += os.write(_fd, data[written:])
     except OSError as exc:
         # Losing metrics must not kill a training job that may have run for days.
         print(
@@ -174,7 +178,6 @@ def _write_buffer_locked() -> None:
             file=sys.stderr,
         )
         _metrics_path = None
-    _buffer.clear()
 
 
 def params(values: Mapping[str, Any] | argparse.Namespace) -> None:

@@ -133,8 +133,9 @@ def log(
         _echo_json([run.as_json() for run in runs])
         return
     now = time.time()
+    id_width = max((len(run.id) for run in runs), default=0)
     for run in runs:
-        click.echo(_log_line(run, now))
+        click.echo(_log_line(run, now, id_width))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -170,7 +171,7 @@ def _open_repo() -> Any:
     return open_repository(Path.cwd())
 
 
-def _log_line(run: Any, now: float) -> str:
+def _log_line(run: Any, now: float, id_width: int) -> str:
     from gitexp.display import format_duration, format_when, metrics_line
 
     record = run.record or {}
@@ -179,7 +180,7 @@ def _log_line(run: Any, now: float) -> str:
     message = record.get("message") if isinstance(record.get("message"), str) else ""
     label = " ".join([*(f"[{_safe(str(tag))}]" for tag in tags), _safe(message.split("\n", 1)[0])])
     parts = [
-        click.style(run.id, fg="yellow"),
+        click.style(f"{run.id:<{id_width}}", fg="yellow"),
         status,
         f"{format_when(run.started, now):>8}",
         f"{format_duration(record.get('duration_s')):>7}",

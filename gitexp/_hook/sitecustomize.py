@@ -10,10 +10,14 @@ as old as Python 3.8, so it uses only the standard library and 3.8 syntax. It:
   ``$GITEXP_RUN_DIR/error.json`` before the usual traceback is printed.
 """
 
-# No `from __future__ import annotations`: the annotations below already work on 3.8, and
-# importing __future__ would cost start-up time in every run.
+# No `from __future__ import annotations` (importing __future__ costs start-up time in every
+# run): annotations that 3.8 cannot evaluate are quoted instead.
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
 
 _HOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 _TRACEBACK_LINES = 20
@@ -44,6 +48,7 @@ def _chain_sitecustomize() -> None:
     this_module = sys.modules.pop("sitecustomize", None)
     try:
         try:
+            # __import__, not importlib.import_module: importlib is not loaded yet at start-up.
             __import__("sitecustomize")
         except ImportError as exc:
             if exc.name != "sitecustomize":
@@ -63,7 +68,7 @@ def _chain_sitecustomize() -> None:
         sys.modules["sitecustomize"] = this_module
 
 
-def _type_name(exc_type: type) -> str:
+def _type_name(exc_type: "type[BaseException]") -> str:
     module = getattr(exc_type, "__module__", None)
     name = getattr(exc_type, "__qualname__", exc_type.__name__)
     if module in (None, "builtins", "__builtin__"):
@@ -71,7 +76,12 @@ def _type_name(exc_type: type) -> str:
     return f"{module}.{name}"
 
 
-def _write_error(run_dir: str, exc_type: type, exc: BaseException, tb: object) -> None:
+def _write_error(
+    run_dir: str,
+    exc_type: "type[BaseException]",
+    exc: BaseException,
+    tb: "TracebackType | None",
+) -> None:
     # Standard json, not orjson: the program's interpreter may not have orjson installed.
     import json
     import traceback
@@ -88,8 +98,9 @@ def _write_error(run_dir: str, exc_type: type, exc: BaseException, tb: object) -
     }
     path = os.path.join(run_dir, "error.json")
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(error, file, indent=2, ensure_ascii=False)
+    # ASCII escapes: a message holding lone surrogates still encodes.
+    with open(tmp, "w", encoding="ascii") as file:
+        json.dump(error, file, indent=2)
         file.write("\n")
     os.replace(tmp, path)
 
@@ -98,7 +109,9 @@ def _install_excepthook(run_dir: str) -> None:
     previous = sys.excepthook
     main_pid = os.getpid()
 
-    def gitexp_excepthook(exc_type: type, exc: BaseException, tb: object) -> None:
+    def gitexp_excepthook(
+        exc_type: "type[BaseException]", exc: BaseException, tb: "TracebackType | None"
+    ) -> None:
         # A forked child that dies is not the program dying; leave the run's error alone.
         if os.getpid() == main_pid:
             # Not contextlib.suppress: importing contextlib would add ~2 ms to every start-up.
