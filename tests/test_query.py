@@ -1,0 +1,124 @@
+"""The --where language and sort keys."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gitexp.query import QueryError, compile_where, lookup, parse_path, parse_since, sort_key
+
+RECORD = {
+    "name": "train",
+    "status": "failed",
+    "tags": ["best", "sweep"],
+    "message": None,
+    "params": {"lr": 0.01, "seed": 1, "opt": "adam", "amp": True},
+    "metrics": {"val_acc": {"last": 0.95, "max": 0.96, "min": 0.5}, "train/loss": {"last": 0.1}},
+}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("metrics.val_acc.max > 0.9 and params.lr <= 0.01", True),
+        ("metrics.val_acc.max > 0.99 or params.lr < 0.001", False),
+        ("status in [failed, crashed]", True),
+        ("status not in [failed, crashed]", False),
+        ("params.seed exists", True),
+        ("not params.missing exists", True),
+        ("tags == best", True),
+        ("tags == nope", False),
+        ("tags != nope", True),
+        ("metrics.val_acc > 0.9", True),  # a metric's summary compares its last value
+        ('metrics."train/loss" < 0.2', True),
+        ("name =~ '^tr'", True),
+        ("params.lr = 1e-2", True),
+        ("params.opt == 'adam' and params.amp == true", True),
+        ("params.missing > 1", False),
+        ("params.missing != 1", False),
+        ("params.opt > 1", False),  # a string never orders against a number
+        ("message == null", True),
+        ("not (status == failed and name == train)", False),
+        ("((params.seed == 1))", True),
+    ],
+)
+def test_where_expressions(expression: str, expected: bool) -> None:
+    assert compile_where(expression)(RECORD) is expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("metrics.val_acc >", "expected a value (a number, a quoted string, true, false or null) at column 18, found the end"),  # noqa: E501
+        ("a >> 1", "expected a value (a number, a quoted string, true, false or null) at column 4, found '>'"),  # noqa: E501
+        ("x in 3", "expected '[' to start a list at column 6, found '3'"),
+        ("(a == 1", "expected ')' at column 8, found the end"),
+        ("and", "expected a field name such as params.lr or metrics.loss.min at column 1, found 'and'"),  # noqa: E501
+        ("a $ 1", "unexpected '$' at column 3"),
+        ("a == 1 b", "expected the end of the expression at column 8, found 'b'"),
+        ("name =~ '('", "bad regular expression"),
+    ],
+)  # fmt: skip
+def test_malformed_expressions_say_where(expression: str, message: str) -> None:
+    with pytest.raises(QueryError, match=r"^invalid --where expression: ") as raised:
+        compile_where(expression)
+    assert message in str(raised.value)
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
+    with pytest.raises(QueryError, match="nested deeper"):
+        compile_where("(" * 500 + "a == 1" + ")" * 500)
+    with pytest.raises(QueryError, match="nested deeper"):
+        compile_where("not " * 500 + "a exists")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_either_compiles_or_raises_query_error(text: str) -> None:
+    try:
+        predicate = compile_where(text)
+    except QueryError as exc:
+        assert "\n" not in str(exc).strip() or "\n" in text
+        return
+    predicate(RECORD)
+    predicate({})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["params.lr", "<", "0.1", "and", "or", "not", "(", ")", "exists", "in", "[", "]", ",",
+             "status", "==", "'x'", "metrics.loss", ">=", "true"]
+        ),
+        max_size=12,
+    )
+)  # fmt: skip
+def test_token_soup_never_crashes(tokens: list[str]) -> None:
+    with contextlib.suppress(QueryError):
+        compile_where(" ".join(tokens))(RECORD)
+
+
+def test_paths_and_lookup() -> None:
+    assert parse_path('metrics."train/loss".min') == ["metrics", "train/loss", "min"]
+    assert lookup(RECORD, ["params", "lr"]) == 0.01
+    assert lookup(RECORD, ["metrics", "val_acc"]) == 0.95
+
+
+def test_sort_key_puts_numbers_then_strings_then_missing() -> None:
+    records = [{"params": {"lr": "x"}}, {}, {"params": {"lr": 0.5}}, {"params": {"lr": 0.1}}]
+    ordered = sorted(records, key=sort_key(["params", "lr"]))
+    assert [r.get("params", {}).get("lr") for r in ordered] == [0.1, 0.5, "x", None]
+
+
+def test_since() -> None:
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+    assert parse_since("2d", now) == now.timestamp() - 2 * 86400
+    assert parse_since("90m", now) == now.timestamp() - 5400
+    assert parse_since("2026-11-27T11:00:00+00:00", now) == now.timestamp() - 3600
+    with pytest.raises(QueryError, match="invalid --since 'soon'"):
+        parse_since("soon", now)
