@@ -176,8 +176,9 @@ def _log_line(run: Any, now: float, id_width: int) -> str:
 
     record = run.record or {}
     status = click.style(f"{run.status:<11}", fg=STATUS_COLOURS.get(run.status))
-    tags = record.get("tags") if isinstance(record.get("tags"), list) else []
-    message = record.get("message") if isinstance(record.get("message"), str) else ""
+    raw_tags, raw_message = record.get("tags"), record.get("message")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+    message: str = raw_message if isinstance(raw_message, str) else ""
     label = " ".join([*(f"[{_safe(str(tag))}]" for tag in tags), _safe(message.split("\n", 1)[0])])
     parts = [
         click.style(f"{run.id:<{id_width}}", fg="yellow"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from gitexp.params import is_secret_name
+from gitexp.argparams import is_secret_name
 
 PACKAGES_OF_INTEREST: tuple[str, ...] = (
     "gitexp",
@@ -128,7 +128,7 @@ ENV_ALLOWLIST: tuple[str, ...] = (
     "MASTER_ADDR",
     "MASTER_PORT",
 )
-"""Environment variables a record keeps (unless :func:`params.is_secret_name` says otherwise)."""
+"""Environment variables a record keeps (unless their name looks secret: `is_secret_name`)."""
 
 ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CUDA_", "NCCL_", "TORCH_")
 """Every variable starting with one of these is kept too, with the same secret check."""
@@ -332,7 +332,7 @@ def recorded_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables of ``environ`` a record keeps, sorted by name.
 
     A name is kept when it is in :data:`ENV_ALLOWLIST` or starts with one of
-    :data:`ENV_ALLOWED_PREFIXES`, and :func:`gitexp.params.is_secret_name` is false for it.
+    :data:`ENV_ALLOWED_PREFIXES`, and :func:`gitexp.argparams.is_secret_name` is false for it.
     """
     return {
         name: environ[name]

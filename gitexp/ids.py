@@ -16,6 +16,8 @@ RUN_ID_PATTERN = re.compile(r"(?P<date>\d{8})\.(?P<count>\d{3,})\.(?P<rand>[0-9a
 MAX_NAME_LENGTH = 100
 RAND_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 PYTHON_LAUNCHER = re.compile(r"python(\d+(\.\d+)*)?(\.exe)?\Z")
+PYTHON_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+FALLBACK_NAME = "run"
 
 
 def validate_name(name: str) -> str:
@@ -44,22 +46,37 @@ def default_name(command: Sequence[str]) -> str:
     """The experiment name a command gets by default: its script's file name, no extension.
 
     `train.py` -> `train`, `./train.sh` -> `train`, `python -m pkg.train` -> `train`,
-    `python train.py` -> `train`.
+    `python -u scripts/train.py` -> `train`, `train.v2.py` -> `train.v2`; `run` when nothing
+    usable is left.
     """
+    if not command:
+        return FALLBACK_NAME
     target = command[0]
-    if PYTHON_LAUNCHER.match(PurePath(target).name) and len(command) > 1:
-        rest = list(command[1:])
-        if "-m" in rest and rest.index("-m") + 1 < len(rest):
-            target = rest[rest.index("-m") + 1].rsplit(".", 1)[-1]
-        else:
-            target = next((arg for arg in rest if not arg.startswith("-")), target)
-    stem = PurePath(target).name.split(".", 1)[0] if "." in PurePath(target).name else target
-    stem = PurePath(stem).name
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
-    cleaned = re.sub(r"\.{2,}", ".", cleaned)[:MAX_NAME_LENGTH]
-    if cleaned.endswith(".lock"):
-        cleaned = cleaned[: -len(".lock")]
-    return cleaned if cleaned and NAME_PATTERN.match(cleaned) else "run"
+    if PYTHON_LAUNCHER.match(PurePath(target).name):
+        target = _python_target(list(command[1:])) or target
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePath(target).stem)
+    cleaned = re.sub(r"\.{2,}", ".", cleaned).strip("-.")[:MAX_NAME_LENGTH]
+    while cleaned.endswith(".lock"):
+        cleaned = cleaned[: -len(".lock")].rstrip("-.")
+    return cleaned if cleaned and NAME_PATTERN.match(cleaned) else FALLBACK_NAME
+
+
+def _python_target(args: list[str]) -> str | None:
+    """What `python [options] <script | -m module> ...` runs; None for `-c` or stdin."""
+    args_iter = iter(args)
+    for arg in args_iter:
+        if arg.startswith("-m"):
+            module = arg[2:] or next(args_iter, "")
+            return module.rsplit(".", 1)[-1] or None
+        if arg.startswith("-c") or arg == "-":
+            return None
+        if arg in PYTHON_OPTIONS_WITH_VALUE:
+            next(args_iter, None)
+        elif arg == "--":
+            return next(args_iter, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def random_suffix() -> str:

@@ -15,6 +15,7 @@ import psutil
 SCHEMA_VERSION = 1
 STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "crashed")
+MAX_PID = 2**31 - 1  # psutil refuses anything beyond a C int (or below 1)
 
 RECORD_FIELDS: tuple[str, ...] = (
     "schema", "id", "name", "ref", "commit", "status", "command", "cwd", "run_dir",
@@ -77,8 +78,8 @@ def effective_status(record: dict[str, Any], hostname: str | None = None) -> str
 
 
 def _process_alive(pid: object, started_at: object) -> bool:
-    if not isinstance(pid, int):
-        return True  # nothing to check against: do not guess
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
+        return True  # nothing to check against (a hand-edited record?): do not guess
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:

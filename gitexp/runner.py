@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -68,6 +70,7 @@ class OutputTee:
     def pump(self, source_fd: int, terminal_fd: int) -> None:
         """Read `source_fd` to its end; a dead terminal or a full disk stops only that copy."""
         terminal_ok = True
+        partial = b""
         while True:
             try:
                 chunk = os.read(source_fd, CHUNK)
@@ -77,7 +80,18 @@ class OutputTee:
                 break
             if terminal_ok:
                 terminal_ok = _write_all(terminal_fd, chunk)
-            self._log(chunk)
+            # The log gets whole lines (or \r-ended progress updates) of each stream: an
+            # unbuffered Python prints text and newline in two writes, and the other
+            # stream's line must not land between them.
+            data = partial + chunk
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+            if len(data) - cut > CHUNK:
+                cut = len(data)
+            partial = data[cut:]
+            if cut:
+                self._log(data[:cut])
+        if partial:
+            self._log(partial)
 
     def _log(self, chunk: bytes) -> None:
         with self._lock:
@@ -169,7 +183,7 @@ class _Watcher:
         self._last_terminal_interrupt = -1e9
         self._kill_at: float | None = None
 
-    def wait(self) -> tuple[int, os.struct_rusage]:
+    def wait(self) -> tuple[int, resource.struct_rusage]:
         next_sample = time.monotonic()
         while True:
             pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
@@ -240,6 +254,6 @@ def _write_all(fd: int, data: bytes, raise_errors: bool = False) -> bool:
     return True
 
 
-def _restore(previous: dict[int, object]) -> None:
+def _restore(previous: Mapping[signal.Signals, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -144,8 +144,9 @@ def _started(record: dict[str, Any]) -> float | None:
 
 
 def _commit_time(repo: pygit2.Repository, commit: str) -> float:
+    # Refs under refs/experiments/ can be made by hand: a tag or a blob must not break a listing.
     try:
-        return float(repo[commit].commit_time)
+        return float(repo[commit].peel(pygit2.Commit).commit_time)
     except (KeyError, ValueError, pygit2.GitError):
         return 0.0
 

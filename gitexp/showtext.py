@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 from typing import Any
 
 import click
@@ -61,11 +62,23 @@ def _status_text(run: Run, record: dict[str, Any]) -> str:
     text = run.status
     if run.status == "crashed" and record.get("status") == "running":
         text += " (its supervising process is gone)"
+    details = []
+    if isinstance(record.get("interrupted_by"), int):
+        details.append(f"by {_signal_name(record['interrupted_by'])}")
     if record.get("signal"):
-        text += f" (signal {record['signal']})"
+        details.append(f"signal {record['signal']}")
     elif record.get("exit_code") is not None:
-        text += f" (exit {record['exit_code']})"
+        details.append(f"exit {record['exit_code']}")
+    if details:
+        text += f" ({', '.join(details)})"
     return text
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _commit_text(commit: str, git: Any) -> str:

@@ -19,7 +19,6 @@ from pygit2.enums import FileMode, FileStatus
 from gitexp.errors import GitExpError
 
 MAX_LISTED_UNTRACKED = 1000
-
 WORKTREE_CHANGED = FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE | FileStatus.CONFLICTED
 
 
@@ -51,11 +50,17 @@ def snapshot_tree(repo: pygit2.Repository, max_file_size: int) -> SnapshotTree:
     workdir = Path(repo.workdir)
     index = repo.index
     index.read(force=True)
+    changes = _worktree_changes(repo, index)
     untracked: list[str] = []
     skipped: list[dict[str, object]] = []
     try:
-        for path, flags in sorted(repo.status(untracked_files="all").items()):
-            _stage_path(index, workdir, path, flags, max_file_size, untracked, skipped)
+        # Removals first: a file replacing a directory (or the reverse) must not collide.
+        for path in changes.removed:
+            _unstage(index, path)
+        for path in changes.changed:
+            _stage_changed(index, workdir, path, skipped)
+        for path in changes.untracked:
+            _stage_untracked(index, workdir, path, max_file_size, untracked, skipped)
         tree = index.write_tree()
     except pygit2.GitError as exc:
         raise GitExpError(f"cannot snapshot the working tree: {exc}") from None
@@ -83,45 +88,90 @@ def commit_snapshot(
     return repo.create_commit(None, signature, signature, message, snapshot.tree, parents)
 
 
-def _stage_path(
-    index: pygit2.Index,
-    workdir: Path,
-    path: str,
-    flags: int,
-    max_file_size: int,
-    untracked: list[str],
-    skipped: list[dict[str, object]],
+@dataclass
+class _WorktreeChanges:
+    """What differs between the index and the working tree, as git sees it."""
+
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
+
+
+def _worktree_changes(repo: pygit2.Repository, index: pygit2.Index) -> _WorktreeChanges:
+    """Which paths differ between the index and the working tree, from libgit2's status.
+
+    Known differences from `git status` (docs/format.md lists them): a file that a nested
+    `.gitignore` re-includes (`!keep.log` under a parent's `*.log`) counts as ignored
+    (libgit2 issue #7284), and in a sparse checkout a deleted tracked file is not noticed.
+    """
+    changes = _WorktreeChanges()
+    # pygit2 does not expose the skip-worktree bit: in a sparse checkout, a tracked file
+    # missing from the working tree is taken to be outside the cone, not deleted.
+    sparse = _config_bool(repo, "core.sparseCheckout")
+    for path, flags in sorted(repo.status(untracked_files="all").items()):
+        if flags & FileStatus.IGNORED:
+            continue
+        if flags & FileStatus.WT_NEW:
+            changes.untracked.append(path)
+            continue
+        entry = _index_entry(index, path)
+        if entry is not None and entry.mode == FileMode.COMMIT:
+            continue  # a submodule keeps the commit recorded in the index
+        if flags & FileStatus.WT_DELETED:
+            if not sparse:
+                changes.removed.append(path)
+        elif flags & WORKTREE_CHANGED:
+            changes.changed.append(path)
+    return changes
+
+
+def _config_bool(repo: pygit2.Repository, key: str) -> bool:
+    try:
+        return repo.config.get_bool(key)
+    except (KeyError, pygit2.GitError, ValueError):
+        return False
+
+
+def _stage_changed(
+    index: pygit2.Index, workdir: Path, path: str, skipped: list[dict[str, object]]
 ) -> None:
-    if flags & FileStatus.IGNORED:
-        return
-    if path.endswith("/"):  # libgit2 reports a nested repository as one directory
-        skipped.append({"path": path, "size": None, "reason": "nested repository"})
-        return
-    entry = _index_entry(index, path)
-    if entry is not None and entry.mode == FileMode.COMMIT:
-        return  # a submodule: the snapshot keeps the commit recorded in the index
+    """Stage a tracked (or unmerged) path whose working-tree version differs from the index."""
     full = workdir / path
-    if flags & FileStatus.WT_DELETED or not os.path.lexists(full):
-        _unstage(index, path)
+    if not os.path.lexists(full):
+        _unstage(index, path)  # deleted since git looked: the run starts without it
         return
-    if flags & FileStatus.WT_NEW:
-        size = _size(full)
-        if size is None:
-            skipped.append({"path": path, "size": None, "reason": "unreadable"})
-            return
-        if size > max_file_size:
-            skipped.append({"path": path, "size": size, "reason": "larger than exp.maxFileSize"})
-            return
-    elif not flags & WORKTREE_CHANGED:
-        return  # only staged changes: the index copy already has them
     try:
         index.add(path)
     except (pygit2.GitError, OSError) as exc:
         # A training program may delete or rewrite files while we look at them.
         skipped.append({"path": path, "size": _size(full), "reason": f"unreadable: {exc}"})
+
+
+def _stage_untracked(
+    index: pygit2.Index,
+    workdir: Path,
+    path: str,
+    max_file_size: int,
+    untracked: list[str],
+    skipped: list[dict[str, object]],
+) -> None:
+    if path.endswith("/"):  # libgit2 reports a nested repository as one directory
+        skipped.append({"path": path, "size": None, "reason": "nested repository"})
         return
-    if flags & FileStatus.WT_NEW:
-        untracked.append(path)
+    full = workdir / path
+    size = _size(full)
+    if size is None:
+        skipped.append({"path": path, "size": None, "reason": "unreadable"})
+        return
+    if size > max_file_size:
+        skipped.append({"path": path, "size": size, "reason": "larger than exp.maxFileSize"})
+        return
+    try:
+        index.add(path)
+    except (pygit2.GitError, OSError) as exc:
+        skipped.append({"path": path, "size": size, "reason": f"unreadable: {exc}"})
+        return
+    untracked.append(path)
 
 
 def _index_entry(index: pygit2.Index, path: str) -> pygit2.IndexEntry | None:

@@ -1,9 +1,12 @@
 """Storage: the only code that reads and writes run refs and the notes that hold records.
 
 Every write is a compare-and-swap: a new notes commit is built on the tip we read and the
-ref moves only if it still points there (`Reference.set_target` checks the old value), else
-we re-read and retry. `git notes add` and `repo.create_note` skip that check and lose updates
-when several processes write at once (measured: 8 writers x 10 notes kept 11 of 80).
+ref moves only if it still points there, else we re-read and retry. `git notes add` and
+`repo.create_note` skip that check and lose updates when several processes write at once
+(measured: 8 writers x 10 notes kept 11 of 80). The check is made while holding the ref's
+lock (`repo.transaction()`): libgit2's `references.create(force=False)` looks for an existing
+ref *before* locking, so two processes can both "create" a ref and the second silently
+overwrites the first (measured: 8 processes creating the same 40 refs succeeded 44 times).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import cast
 
 import pygit2
 
-from gitexp.errors import ConcurrentUpdateError
+from gitexp.errors import ConcurrentUpdateError, GitExpError
 from gitexp.ids import REF_PREFIX
+from gitexp.repository import common_dir
 
 NOTES_REF = "refs/notes/experiments"
 NOTES_COMMIT_MESSAGE = "Notes added by 'git exp'\n"
@@ -43,14 +47,13 @@ def create_ref(repo: pygit2.Repository, name: str, oid: pygit2.Oid) -> bool:
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
         try:
-            repo.references.create(name, oid, force=False)
-            return True
-        except pygit2.AlreadyExistsError:
-            return False
-        except pygit2.GitError as exc:
-            if not _is_contention(exc) or time.monotonic() > deadline:
-                raise ConcurrentUpdateError(_lock_message(repo, name, exc)) from None
-            _backoff()
+            return _compare_and_swap(repo, name, None, oid, "exp: run created")
+        except (pygit2.GitError, OSError) as exc:
+            if not _is_contention(exc):
+                raise ConcurrentUpdateError(f"could not update {name}: {exc}") from None
+            if time.monotonic() > deadline:
+                raise _gave_up(repo, name, exc) from None
+            _backoff()  # another writer holds the lock
 
 
 def delete_ref(repo: pygit2.Repository, name: str) -> None:
@@ -65,7 +68,7 @@ def read_note(repo: pygit2.Repository, commit_hex: str) -> bytes | None:
     if tip is None:
         return None
     blob_id = _find_note(repo, tip.tree, commit_hex)
-    return None if blob_id is None else repo[blob_id].data
+    return None if blob_id is None else _blob_data(repo, blob_id)
 
 
 def read_all_notes(repo: pygit2.Repository) -> dict[str, bytes]:
@@ -73,7 +76,7 @@ def read_all_notes(repo: pygit2.Repository) -> dict[str, bytes]:
     tip = _notes_tip(repo)
     if tip is None:
         return {}
-    return {hex_id: repo[blob_id].data for hex_id, blob_id in _walk_notes(tip.tree, "")}
+    return {hex_id: _blob_data(repo, blob_id) for hex_id, blob_id in _walk_notes(tip.tree, "")}
 
 
 def update_note(
@@ -93,7 +96,7 @@ def update_note(
         parent = ref.peel(pygit2.Commit) if ref is not None else None
         old_tree = parent.tree if parent is not None else None
         old_blob = _find_note(repo, old_tree, commit_hex) if old_tree is not None else None
-        new_data = change(repo[old_blob].data if old_blob is not None else None)
+        new_data = change(_blob_data(repo, old_blob) if old_blob is not None else None)
         blob_id = repo.create_blob(new_data)
         tree_id = _tree_with_note(repo, old_tree, commit_hex, blob_id, depth=0)
         notes_commit = repo.create_commit(
@@ -104,16 +107,62 @@ def update_note(
             tree_id,
             [parent.id] if parent is not None else [],
         )
+        expected = ref.target if ref is not None else None
+        problem: Exception | None = None
         try:
-            if ref is None:
-                repo.references.create(NOTES_REF, notes_commit, force=False)
-            else:
-                ref.set_target(notes_commit, "notes: updated by 'git exp'")
-            return new_data
-        except pygit2.GitError as exc:  # AlreadyExistsError is a GitError too
-            if not _is_contention(exc) or time.monotonic() > deadline:
-                raise ConcurrentUpdateError(_lock_message(repo, NOTES_REF, exc)) from None
-            _backoff()
+            if _compare_and_swap(repo, NOTES_REF, expected, notes_commit, "notes: 'git exp'"):
+                return new_data
+        except (pygit2.GitError, OSError) as exc:
+            if not _is_contention(exc):
+                raise ConcurrentUpdateError(f"could not update {NOTES_REF}: {exc}") from None
+            problem = exc
+        # Someone else wrote first (the ref moved) or is writing now (it is locked).
+        if time.monotonic() > deadline:
+            raise _gave_up(repo, NOTES_REF, problem)
+        _backoff()
+
+
+def _compare_and_swap(
+    repo: pygit2.Repository,
+    name: str,
+    expected: pygit2.Oid | str | None,
+    new: pygit2.Oid,
+    message: str,
+) -> bool:
+    """Point `name` at `new` if it still points at `expected` (None: if it does not exist).
+
+    False when it points elsewhere. The check is made while we hold the ref's lock file, so
+    no other writer (git included) can move the ref in between.
+    """
+    try:
+        with repo.transaction() as transaction:
+            transaction.lock_ref(name)
+            current = repo.references.get(name)
+            if (current.target if current is not None else None) != expected:
+                raise _RefMoved
+            if current is None:
+                _check_room_for(repo, name)
+            transaction.set_target(name, new, message=message)
+    except _RefMoved:
+        return False  # leaving the block by an exception released the lock, wrote nothing
+    return True
+
+
+def _check_room_for(repo: pygit2.Repository, name: str) -> None:
+    """Refuse a new ref that a ref at one of its parent paths (or below it) is in the way of.
+
+    git refuses `a/b` next to `a`; libgit2's transactions do not check when `a` is packed, and
+    would leave refs git can no longer update.
+    """
+    parts = name.split("/")
+    parents = {"/".join(parts[:n]) for n in range(2, len(parts))}
+    for other in repo.references:
+        if other in parents or other.startswith(f"{name}/"):
+            raise GitExpError(f"could not update {name}: the ref {other} is in the way")
+
+
+class _RefMoved(Exception):
+    """Abandons a transaction: the ref no longer has the value the caller read."""
 
 
 def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
@@ -128,14 +177,15 @@ def _find_note(repo: pygit2.Repository, tree: pygit2.Tree, remaining: str) -> py
         return entry.id if entry.type_str == "blob" else None
     prefix = remaining[:2]
     if len(remaining) > 2 and prefix in tree and tree[prefix].type_str == "tree":
-        return _find_note(repo, repo[tree[prefix].id], remaining[2:])
+        return _find_note(repo, _subtree(repo, tree[prefix].id), remaining[2:])
     return None
 
 
 def _walk_notes(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Oid]]:
     for entry in tree:
-        name = prefix + entry.name
-        if entry.type_str == "tree" and len(entry.name) == 2 and len(name) < 40:
+        entry_name = entry.name or ""
+        name = prefix + entry_name
+        if entry.type_str == "tree" and len(entry_name) == 2 and len(name) < 40:
             yield from _walk_notes(entry, name)  # type: ignore[arg-type]
         elif entry.type_str == "blob" and len(name) == 40:
             yield name, entry.id
@@ -159,7 +209,7 @@ def _tree_with_note(
     if tree is not None and remaining in tree:
         builder.insert(remaining, blob_id, FILEMODE_BLOB)
     elif tree is not None and prefix in tree and tree[prefix].type_str == "tree":
-        subtree = repo[tree[prefix].id]
+        subtree = _subtree(repo, tree[prefix].id)
         builder.insert(
             prefix, _tree_with_note(repo, subtree, remaining[2:], blob_id, depth + 1), FILEMODE_TREE
         )
@@ -172,21 +222,39 @@ def _tree_with_note(
     return builder.write()
 
 
-def _is_contention(exc: pygit2.GitError) -> bool:
+def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
+    return cast(pygit2.Blob, repo[oid]).data
+
+
+def _subtree(repo: pygit2.Repository, oid: pygit2.Oid) -> pygit2.Tree:
+    return cast(pygit2.Tree, repo[oid])
+
+
+def _is_contention(exc: Exception) -> bool:
+    """Another writer holds the ref's `.lock` file: worth another try.
+
+    libgit2 words it "failed to lock file '...' for writing" or "failed to create locked file
+    '...': File exists" (as GitError or OSError depending on the pygit2 call). Anything else,
+    such as a ref in the way or a permission problem, will not go away by waiting.
+    """
     text = str(exc).lower()
-    return isinstance(exc, pygit2.AlreadyExistsError) or any(
-        word in text for word in ("lock", "modified", "does not match", "exists", "changed")
-    )
+    return "failed to lock file" in text or ("locked file" in text and "file exists" in text)
 
 
-def _lock_message(repo: pygit2.Repository, ref_name: str, exc: Exception) -> str:
-    lock = Path(repo.path) / f"{ref_name}.lock"
+def _gave_up(
+    repo: pygit2.Repository, ref_name: str, exc: Exception | None
+) -> ConcurrentUpdateError:
+    # Refs live in the common directory, shared by every linked worktree.
+    lock = common_dir(repo) / f"{ref_name}.lock"
     if lock.exists():
-        return (
-            f"{ref_name} stayed locked for {RETRY_SECONDS:.0f}s: if no git process is running, "
+        return ConcurrentUpdateError(
+            f"{ref_name} stayed locked for {RETRY_SECONDS:g}s: if no git process is running, "
             f"remove {lock}"
         )
-    return f"could not update {ref_name}: {exc}"
+    detail = f" ({exc})" if exc is not None else ""
+    return ConcurrentUpdateError(
+        f"could not update {ref_name}: it kept changing for {RETRY_SECONDS:g}s{detail}"
+    )
 
 
 def _backoff() -> None:

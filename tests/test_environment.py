@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gitexp.argparams import is_secret_name
 from gitexp.environment import (
     ENV_ALLOWED_PREFIXES,
     ENV_ALLOWLIST,
@@ -24,7 +25,6 @@ from gitexp.environment import (
     start_gpu_probe,
     start_python_probe,
 )
-from gitexp.params import is_secret_name
 
 NVIDIA_SMI_SAMPLE = """\
 0, NVIDIA A100-SXM4-80GB, GPU-5a3f1c2e-8b7d-4e6f-9a1b-2c3d4e5f6a7b, 81920, 535.104.05

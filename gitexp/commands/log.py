@@ -17,7 +17,9 @@ def log_runs(
     max_count: int | None = None,
 ) -> list[Run]:
     """The runs matching every filter given (a filter given several values matches any)."""
-    selected = []
+    selected: list[Run] = []
+    if max_count == 0:
+        return selected
     for run in list_runs(repo):
         if names and run.name not in names:
             continue

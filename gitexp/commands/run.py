@@ -18,9 +18,9 @@ import orjson
 import pygit2
 
 from gitexp import environment, ids, rundir, store
+from gitexp.argparams import parse_argv_params, redact_argv, redact_params
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
-from gitexp.params import parse_argv_params, redact_argv, redact_params
 from gitexp.program import Launch, resolve_program
 from gitexp.record import dump_record, load_record, new_record, now_iso
 from gitexp.repository import (
@@ -39,6 +39,8 @@ TAG_PATTERN = re.compile(r"[^\s,\x00-\x1f\x7f]{1,100}\Z")
 PROBE_TIMEOUT_S = 10.0
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
+# Interpreter options that take a value: `python -W ignore train.py --lr 0.1`.
+PYTHON_OPTIONS_WITH_VALUE = ("-m", "-c", "-W", "-X", "--check-hash-based-pycs")
 
 
 @dataclass
@@ -67,7 +69,9 @@ def run_experiment(
 ) -> RunResult:
     """Record and run `request.command`; every failure after the ref exists is recorded."""
     workdir = require_worktree(repo)
-    name = ids.validate_name(request.name or ids.default_name(request.command))
+    name = ids.validate_name(
+        ids.default_name(request.command) if request.name is None else request.name
+    )
     tags = validate_tags(request.tags)
     launch = resolve_program(
         request.command, request.cwd, request.environ.get("PATH"), sys.executable
@@ -75,7 +79,7 @@ def run_experiment(
     packages = environment.PACKAGES_OF_INTEREST + _extra_packages(repo)
     python_probe = environment.start_python_probe(launch.python, packages, env=request.environ)
     gpu_probe = environment.start_gpu_probe()
-    signature = identity(repo, request.environ)
+    signature = identity(repo, dict(request.environ))
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
     snapshot = snapshot_tree(repo, max_size)
     command = redact_argv(request.command)
@@ -100,7 +104,7 @@ def run_experiment(
         gpus=gpu_probe.result(PROBE_TIMEOUT_S),
         env=environment.recorded_env(request.environ),
         git=snapshot.git_info(),
-        params=redact_params(parse_argv_params(request.command[1:])),
+        params=redact_params(parse_argv_params(program_args(request.command))),
         message=request.message,
         tags=tags,
     )
@@ -139,6 +143,23 @@ def run_experiment(
     else:
         exit_status = EXIT_CANNOT_EXECUTE
     return RunResult(run_id, ref, commit, load_record(saved), exit_status)
+
+
+def program_args(command: Sequence[str]) -> list[str]:
+    """The arguments the program itself gets: after `python [options] script|-m mod|-c code`."""
+    if not ids.PYTHON_LAUNCHER.match(Path(command[0]).name):
+        return list(command[1:])
+    index = 1
+    while index < len(command):
+        token = command[index]
+        index += 1
+        if token in PYTHON_OPTIONS_WITH_VALUE:
+            index += 1
+            if token in ("-m", "-c"):
+                break
+        elif token.startswith(("-m", "-c")) or not token.startswith("-") or token == "-":
+            break
+    return list(command[index:])
 
 
 def validate_tags(tags: Sequence[str]) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitexp.params import (
+from gitexp.argparams import (
     REDACTED,
     coerce_value,
     is_secret_name,
