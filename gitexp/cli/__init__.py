@@ -1,0 +1,72 @@
+"""The `git exp` command line: parse, call the core, print. Nothing else lives here.
+
+One module per command; each defines a click command that `COMMANDS` registers below.
+Heavy modules (pygit2, the core) are imported inside the commands so `--help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from gitexp.cli import log, run, show
+from gitexp.cli.common import CONTEXT, safe
+from gitexp.errors import GitExpError
+
+EXIT_INTERNAL_ERROR = 70
+COMMANDS = (run.run, log.log, show.show)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="gitexp", prog_name="git exp")
+def cli() -> None:
+    """Record every experiment run inside your git repository.
+
+    \b
+    git exp run train.py --lr 0.1     record a run of train.py
+    git exp log                       list runs, newest first
+    git exp show @                    the newest run's whole record
+
+    Runs live on refs/experiments/<name>/<id>, their records in git notes on
+    refs/notes/experiments; your branch, index, working tree and stash are never
+    touched. Format: docs/format.md.
+    """
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point: one `error:` line and exit 1 for user errors, never a traceback."""
+    try:
+        code = cli.main(prog_name="git exp", standalone_mode=False)
+    except GitExpError as exc:
+        click.echo(f"error: {safe(str(exc))}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # `git exp log | head`: the reader left; stop quietly like git does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except Exception as exc:
+        if os.environ.get("GITEXP_DEBUG"):
+            raise
+        click.echo(
+            f"error: internal error (a bug in gitexp; rerun with GITEXP_DEBUG=1 for the "
+            f"traceback and please report it): {type(exc).__name__}: {exc}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

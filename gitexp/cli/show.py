@@ -1,0 +1,34 @@
+"""`git exp show` on the command line."""
+
+from __future__ import annotations
+
+import click
+
+from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("run_spec", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def show(run_spec: str, as_json: bool) -> None:
+    """Show one run's whole record.
+
+    RUN is <name>/<id>, <id>, any unique suffix of an id (such as its random
+    part), the full ref, @ (the newest run) or @~N (N runs before it).
+
+    \b
+    Examples:
+      git exp show @
+      git exp show train/20261127.001.k3f9
+      git exp show k3f9 --json
+    """
+    from gitexp.commands.show import show_run
+
+    run = show_run(open_repo(), run_spec)
+    if as_json:
+        echo_json(run.as_json())
+        return
+    from gitexp.showtext import render_run
+
+    for line in render_run(run):
+        click.echo(safe(line, keep_colour=True))
