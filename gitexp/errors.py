@@ -37,3 +37,7 @@ class ProgramNotFoundError(GitExpError):
 
 class ConcurrentUpdateError(GitExpError):
     """A ref stayed locked or kept changing under us through every retry."""
+
+
+class UnreadableRecordError(GitExpError):
+    """A run's record is missing or is not valid JSON, so it cannot be changed."""

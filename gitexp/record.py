@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import psutil
+import pygit2
+
+from gitexp import store
+from gitexp.errors import UnreadableRecordError
 
 SCHEMA_VERSION = 1
-STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
-FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "crashed")
+STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed", "saved")
+FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "crashed", "saved")
 MAX_PID = 2**31 - 1  # psutil refuses anything beyond a C int (or below 1)
 
 RECORD_FIELDS: tuple[str, ...] = (
     "schema", "id", "name", "ref", "commit", "status", "command", "cwd", "run_dir",
     "started_at", "ended_at", "duration_s", "exit_code", "signal", "host", "python",
     "packages", "gpus", "env", "git", "params", "metrics", "resources", "message", "tags",
-    "annotations", "deleted", "rerun_of", "error",
+    "annotations", "deleted", "rerun_of", "reruns", "artifacts", "error",
 )  # fmt: skip
 
 
@@ -40,6 +45,8 @@ def new_record(**fields: Any) -> dict[str, Any]:
         metrics={},
         tags=[],
         annotations=[],
+        reruns=[],
+        artifacts=[],
         packages={},
         gpus=[],
         env={},
@@ -88,3 +95,29 @@ def _process_alive(pid: object, started_at: object) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
         return False
     return not isinstance(started_at, (int, float)) or abs(created - started_at) < 1.0
+
+
+def update_record(
+    repo: pygit2.Repository,
+    commit: str,
+    mutate: Callable[[dict[str, Any]], None],
+    signature: pygit2.Signature,
+) -> dict[str, Any]:
+    """Change a run's record in place with `mutate`, atomically; returns the saved record.
+
+    `mutate` runs on the latest record on every compare-and-swap attempt, so an annotation
+    made while the run is going and the run's own final update never lose each other.
+    A missing or unreadable record raises UnreadableRecordError; nothing is written then.
+    """
+
+    def change(old: bytes | None) -> bytes:
+        if old is None:
+            raise ValueError("the run has no record")
+        record = load_record(old)
+        mutate(record)
+        return dump_record(record)
+
+    try:
+        return load_record(store.update_note(repo, commit, change, signature))
+    except ValueError as exc:
+        raise UnreadableRecordError(f"cannot change the record of {commit[:12]}: {exc}") from None

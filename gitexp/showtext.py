@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from gitexp.display import format_duration, format_size, format_value
-from gitexp.runs import Run
+from gitexp.listing import Run
 
 LABEL_WIDTH = 10
 

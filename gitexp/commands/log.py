@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pygit2
 
-from gitexp.runs import Run, list_runs
+from gitexp.listing import Run, list_runs
 
 
 def log_runs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pygit2
 
-from gitexp.runs import Run, list_runs, resolve_run_spec
+from gitexp.listing import Run, list_runs, resolve_run_spec
 
 
 def show_run(repo: pygit2.Repository, spec: str) -> Run:
