@@ -1,7 +1,9 @@
 """The API a training program uses while it runs under ``git exp run``.
 
 ``log`` appends JSON lines to ``$GITEXP_METRICS``; ``params`` merges values into
-``$GITEXP_RUN_DIR/params.json``. Outside a run every call is a cheap no-op.
+``$GITEXP_RUN_DIR/params.json``; ``artifact`` copies a file into
+``$GITEXP_RUN_DIR/artifacts/`` and appends its entry to ``artifacts.jsonl``. Outside a run
+every call is a cheap no-op.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Mapping
+    from pathlib import Path
     from typing import Any
 
-__all__ = ["current_run", "flush", "log", "params"]
+__all__ = ["artifact", "current_run", "flush", "log", "params"]
 
 FLUSH_BYTES = 64 * 1024
 FLUSH_SECONDS = 1.0
+ARTIFACTS_DIR = "artifacts"
+ARTIFACTS_FILE = "artifacts.jsonl"
+COPY_CHUNK = 1024 * 1024
 
 # Re-entrant: a signal handler that logs may interrupt a log() call holding the lock.
 _lock = threading.RLock()
+# Separate from _lock: copying a large checkpoint must not block log() in other threads.
+_artifact_lock = threading.Lock()
 _resolved = False
 _metrics_path: str | None = None
 _run_dir: str | None = None
@@ -37,6 +45,10 @@ _atexit_registered = False
 # Bound on first use inside a run, so that importing gitexp outside one never loads orjson.
 _dumps: Callable[..., bytes]
 _line_options = 0
+# Added to every point when non-zero ranks log too (GITEXP_ALL_RANKS=1).
+_rank_field: dict[str, int] = {}
+# torchrun and accelerate set RANK; SLURM, MPI launchers set the others.
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
 
 def _resolve() -> None:
@@ -49,6 +61,15 @@ def _resolve() -> None:
         _metrics_path = os.environ.get("GITEXP_METRICS") or None
         _run_dir = os.environ.get("GITEXP_RUN_DIR") or None
         _run_name = os.environ.get("GITEXP_RUN") or None
+        rank = _distributed_rank()
+        if rank:
+            # Under torchrun/accelerate/SLURM every process runs this code: only rank 0
+            # records, unless asked otherwise; then each point says which rank logged it.
+            _run_dir = None
+            if os.environ.get("GITEXP_ALL_RANKS") == "1":
+                _rank_field["_rank"] = rank
+            else:
+                _metrics_path = None
         if _metrics_path is not None:
             import orjson
 
@@ -61,6 +82,15 @@ def _resolve() -> None:
         _resolved = True
 
 
+def _distributed_rank() -> int:
+    """This process's global rank in a distributed job (0 when not distributed)."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 0
+
+
 def _reset_for_tests() -> None:
     """Drop buffered points and cached paths so the next call re-reads the environment."""
     global _resolved, _metrics_path, _run_dir, _run_name, _fd
@@ -71,13 +101,15 @@ def _reset_for_tests() -> None:
         _buffer.clear()
         _resolved = False
         _metrics_path = _run_dir = _run_name = None
+        _rank_field.clear()
 
 
 def _after_fork_in_child() -> None:
     # The parent still owns its buffered points and writes them itself; a lock that another
     # parent thread held at fork time would never be released here.
-    global _lock, _last_flush
+    global _lock, _artifact_lock, _last_flush
     _lock = threading.RLock()
+    _artifact_lock = threading.Lock()
     _buffer.clear()
     _last_flush = time.monotonic()
 
@@ -129,6 +161,8 @@ def log(
         record.update(metrics)
         if step is not None:
             record["step"] = step  # the keyword wins over a "step" inside data
+    if _rank_field:
+        record = {**record, **_rank_field}
     try:
         line = _dumps(record, default=_to_json_value, option=_line_options)
     except TypeError:  # orjson.JSONEncodeError
@@ -241,3 +275,102 @@ def current_run() -> str | None:
     if not _resolved:
         _resolve()
     return _run_name
+
+
+def artifact(path: str | os.PathLike[str], name: str | None = None) -> Path | None:
+    """Record the file at ``path`` (a checkpoint, say) as an artifact of the run.
+
+    The file is copied to ``$GITEXP_RUN_DIR/artifacts/<name>`` (``name`` defaults to the
+    file's base name), so the program may overwrite ``path`` later without changing what was
+    recorded; its size and sha256 go into the record. Recording a name again replaces it.
+    Returns the stored copy's path, or None outside a run. A name that is empty, ``.``,
+    ``..`` or contains ``/`` or NUL raises ValueError; reading or writing raises OSError.
+    """
+    source = os.fsdecode(path)
+    stored_name = _artifact_name(source, name)
+    if not _resolved:
+        _resolve()
+    if _run_dir is None:
+        return None
+    import datetime
+    import pathlib
+
+    import orjson
+
+    directory = os.path.join(_run_dir, ARTIFACTS_DIR)
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, stored_name)
+    tmp = os.path.join(directory, f".tmp.{os.getpid()}.{threading.get_ident()}")
+    try:
+        size, sha256 = _copy_hashing(source, tmp)
+        entry = {
+            "name": stored_name,
+            "path": f"{ARTIFACTS_DIR}/{stored_name}",
+            "size": size,
+            "sha256": sha256,
+            "source": source,
+            "logged_at": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        }
+        # Rename and entry under one lock: the last entry of a name describes the file there.
+        with _artifact_lock:
+            os.replace(tmp, target)
+            _append_line(
+                os.path.join(_run_dir, ARTIFACTS_FILE),
+                orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE),
+            )
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return pathlib.Path(target)
+
+
+def _artifact_name(source: str, name: str | None) -> str:
+    """The name to store ``source`` under; refuses anything that could leave the run dir."""
+    if not source or "\0" in source:
+        raise ValueError(f"gitexp.artifact: invalid path {source!r}")
+    candidate = os.path.basename(source) if name is None else name
+    if not is_artifact_name(candidate):
+        raise ValueError(
+            f"gitexp.artifact: invalid artifact name {candidate!r}: use a plain file name "
+            "(not empty, '.' or '..', without '/' or NUL)"
+        )
+    return candidate
+
+
+def is_artifact_name(name: object) -> bool:
+    """A plain file name: not empty, ``.`` or ``..``, without ``/`` or NUL."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\0" not in name
+        and (os.altsep is None or os.altsep not in name)
+    )
+
+
+def _copy_hashing(source: str, copy: str) -> tuple[int, str]:
+    """Copy ``source`` to ``copy``, hashing on the way; (size, sha256) of what was copied.
+
+    A copy, not a hard link: a program that rewrites its checkpoint in place would otherwise
+    change the recorded artifact too.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with open(source, "rb") as src, open(copy, "wb") as dst:
+        while chunk := src.read(COPY_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _append_line(path: str, line: bytes) -> None:
+    # O_APPEND and one write per entry: lines from threads, forked workers and programs in
+    # other languages never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)

@@ -41,6 +41,16 @@ class Run:
         """The run's full name, `<name>/<id>`."""
         return f"{self.name}/{self.run_id}"
 
+    @property
+    def deleted(self) -> bool:
+        """Marked deleted by `git exp rm` (hidden from listings unless asked for)."""
+        return bool((self.record or {}).get("deleted"))
+
+    @property
+    def tags(self) -> list[str]:
+        tags = (self.record or {}).get("tags")
+        return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+
     def as_json(self) -> dict[str, Any]:
         """The record as `--json` prints it: with its ref, commit and effective status."""
         data: dict[str, Any] = dict(self.record or {})
@@ -65,12 +75,22 @@ def list_runs(repo: pygit2.Repository, hostname: str | None = None) -> list[Run]
     return runs
 
 
+def find_run(repo: pygit2.Repository, spec: str) -> Run:
+    """The run `spec` names in `repo`."""
+    return resolve_run_spec(list_runs(repo), spec)
+
+
 def resolve_run_spec(runs: list[Run], spec: str) -> Run:
-    """The one run `spec` names (see docs/format.md for the forms); `runs` newest first."""
+    """The one run `spec` names (see docs/format.md for the forms); `runs` newest first.
+
+    `@` and `@~N` count the runs `git exp log` shows, so deleted runs are skipped; an id names
+    a deleted run too.
+    """
     _check_spec(spec)
     relative = RELATIVE_SPEC.match(spec)
     if relative:
         back = int(relative.group("back") or 0)
+        runs = [run for run in runs if not run.deleted]
         if back >= len(runs):
             total = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
             raise UnknownRunError(f"unknown run '{spec}': there are only {total}")

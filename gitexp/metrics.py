@@ -76,8 +76,8 @@ def summarize_metrics(path: Path) -> MetricsSummary:
         if not (type(step) is int or (type(step) is float and isfinite(step))):
             step = None
         for name, value in point.items():
-            if name == "step":
-                continue
+            if name == "step" or name.startswith("_"):
+                continue  # `_rank` and other `_` keys describe the point, they are not metrics
             value_type = type(value)
             if value_type is float:
                 finite = isfinite(value)

@@ -25,8 +25,8 @@ MAX_PID = 2**31 - 1  # psutil refuses anything beyond a C int (or below 1)
 RECORD_FIELDS: tuple[str, ...] = (
     "schema", "id", "name", "ref", "commit", "status", "command", "cwd", "run_dir",
     "started_at", "ended_at", "duration_s", "exit_code", "signal", "host", "python",
-    "packages", "gpus", "env", "git", "params", "metrics", "resources", "message", "tags",
-    "annotations", "deleted", "rerun_of", "reruns", "artifacts", "error",
+    "packages", "gpus", "env", "git", "params", "metrics", "resources", "message",
+    "message_at", "tags", "annotations", "deleted", "rerun_of", "reruns", "artifacts", "error",
 )  # fmt: skip
 
 
@@ -95,6 +95,12 @@ def _process_alive(pid: object, started_at: object) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
         return False
     return not isinstance(started_at, (int, float)) or abs(created - started_at) < 1.0
+
+
+def list_field(record: dict[str, Any], key: str) -> list[Any]:
+    """A copy of a list field of `record`, or [] when it is missing or not a list."""
+    value = record.get(key)
+    return list(value) if isinstance(value, list) else []
 
 
 def update_record(

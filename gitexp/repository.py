@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pygit2
@@ -63,9 +64,7 @@ def config_size(repo: pygit2.Repository, key: str, default: int) -> int:
         ) from None
 
 
-def identity(
-    repo: pygit2.Repository, environ: dict[str, str] | os._Environ[str]
-) -> pygit2.Signature:
+def identity(repo: pygit2.Repository, environ: Mapping[str, str]) -> pygit2.Signature:
     """Who a snapshot is by: git's author settings, or a fixed gitexp identity when none is set."""
     name = environ.get("GIT_AUTHOR_NAME") or config_value(repo, "user.name")
     email = environ.get("GIT_AUTHOR_EMAIL") or config_value(repo, "user.email")

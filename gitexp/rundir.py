@@ -8,12 +8,15 @@ from pathlib import Path
 import orjson
 import pygit2
 
+from gitexp.child import is_artifact_name
 from gitexp.repository import common_dir, config_value
 
 OUTPUT_LOG = "output.log"
 METRICS_FILE = "metrics.jsonl"
 PARAMS_FILE = "params.json"
 ERROR_FILE = "error.json"
+ARTIFACTS_FILE = "artifacts.jsonl"
+ARTIFACT_FIELDS = ("name", "path", "size", "sha256", "source", "logged_at")
 EXCEPTION_LINE = re.compile(
     r"([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|[A-Z]\w*))(?::\s?(.*))?\Z"
 )
@@ -67,6 +70,54 @@ def traceback_from_log(log_path: Path, tail_bytes: int = 65536) -> dict[str, obj
         if match:
             return {"type": match.group(1), "message": match.group(2) or "", "traceback": None}
     return None
+
+
+def read_artifacts(run_dir: Path) -> tuple[list[dict[str, object]], int]:
+    """The entries of artifacts.jsonl, the last one of each name winning; and how many lines
+    were unreadable (not a JSON object, or without a valid `name` and `path`).
+
+    Names keep the position of their first entry. Only the documented fields are kept.
+    """
+    try:
+        lines = (run_dir / ARTIFACTS_FILE).read_bytes().splitlines()
+    except OSError:
+        return [], 0
+    entries: dict[str, dict[str, object]] = {}
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        entry = _artifact_entry(line)
+        if entry is None:
+            bad += 1
+            continue
+        entries[str(entry["name"])] = entry
+    return list(entries.values()), bad
+
+
+def artifact_file(run_dir: Path, relative: object) -> Path | None:
+    """Where an artifact entry's `path` points, or None when it would leave the run directory.
+
+    Entries come from the program and from records fetched from other people's remotes.
+    """
+    if not isinstance(relative, str) or not relative or "\0" in relative:
+        return None
+    parts = relative.split("/")
+    if relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return None
+    return run_dir.joinpath(*parts)
+
+
+def _artifact_entry(line: bytes) -> dict[str, object] | None:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not is_artifact_name(value.get("name")):
+        return None
+    if artifact_file(Path("."), value.get("path")) is None:
+        return None
+    return {key: value.get(key) for key in ARTIFACT_FIELDS}
 
 
 def _read_json(path: Path) -> object:

@@ -37,6 +37,8 @@ def render_run(run: Run) -> list[str]:
     for key in ("message", "rerun_of"):
         if record.get(key):
             lines.append(_field(key.replace("_", " "), record[key]))
+    if isinstance(record.get("reruns"), list) and record["reruns"]:
+        lines.append(_field("reruns", ", ".join(str(run_id) for run_id in record["reruns"])))
     if record.get("tags"):
         lines.append(_field("tags", ", ".join(str(tag) for tag in record["tags"])))
     if record.get("deleted"):
@@ -48,9 +50,12 @@ def render_run(run: Run) -> list[str]:
     lines.extend(_git_lines(record.get("git")))
     for problem in record.get("problems") or []:
         lines.append(_field("problem", problem))
-    for note in record.get("annotations") or []:
-        lines.append(_field("note", note if isinstance(note, str) else _compact(note)))
+    for entry in record.get("annotations") or []:
+        lines.append(_field("note", annotation_text(entry)))
+    lines.extend(_artifact_lines(record.get("artifacts")))
     lines.append(_field("run dir", record.get("run_dir")))
+    if record.get("outputs_dir"):
+        lines.append(_field("outputs", record["outputs_dir"]))
     return lines
 
 
@@ -179,6 +184,27 @@ def _git_lines(git: Any) -> list[str]:
                     f"{item.get('path')} ({format_size(item.get('size'))}, {item.get('reason')})",
                 )
             )
+    return lines
+
+
+def annotation_text(entry: Any) -> str:
+    """One annotation as a line: `<time> <author>: <text>`."""
+    if isinstance(entry, dict):
+        return f"{entry.get('time')} {entry.get('author')}: {entry.get('text')}"
+    return str(entry)
+
+
+def _artifact_lines(artifacts: Any) -> list[str]:
+    """One line per artifact: name, size, short sha256 (`git exp artifact` gives the path)."""
+    entries = [item for item in artifacts or [] if isinstance(item, dict)]
+    if not entries:
+        return []
+    width = max(len(str(item.get("name"))) for item in entries) + 2
+    lines = ["artifacts"]
+    for item in entries:
+        digest = str(item.get("sha256") or "-")[:12]
+        size = format_size(item.get("size"))
+        lines.append(f"  {item.get('name')!s:<{width}}{size:>10}  sha256 {digest}")
     return lines
 
 

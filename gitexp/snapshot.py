@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,9 +83,14 @@ def commit_snapshot(
     snapshot: SnapshotTree,
     message: str,
     signature: pygit2.Signature,
+    extra_parents: Sequence[pygit2.Oid] = (),
 ) -> pygit2.Oid:
-    """A commit of the snapshot whose parent is HEAD (none when HEAD is unborn); no ref moves."""
+    """A commit of the snapshot whose parent is HEAD (none when HEAD is unborn); no ref moves.
+
+    `extra_parents` come after HEAD.
+    """
     parents = [pygit2.Oid(hex=snapshot.head)] if snapshot.head else []
+    parents.extend(extra_parents)
     return repo.create_commit(None, signature, signature, message, snapshot.tree, parents)
 
 

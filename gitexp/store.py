@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 
 import pygit2
@@ -24,6 +24,7 @@ from gitexp.repository import common_dir
 
 NOTES_REF = "refs/notes/experiments"
 NOTES_COMMIT_MESSAGE = "Notes added by 'git exp'\n"
+NOTES_REMOVED_MESSAGE = "Notes removed by 'git exp gc'\n"
 RETRY_SECONDS = 20.0
 
 FILEMODE_BLOB = pygit2.enums.FileMode.BLOB
@@ -64,7 +65,7 @@ def delete_ref(repo: pygit2.Repository, name: str) -> None:
 
 def read_note(repo: pygit2.Repository, commit_hex: str) -> bytes | None:
     """The raw note attached to `commit_hex` in refs/notes/experiments, if any."""
-    tip = _notes_tip(repo)
+    tip = notes_tip(repo)
     if tip is None:
         return None
     blob_id = _find_note(repo, tip.tree, commit_hex)
@@ -73,7 +74,7 @@ def read_note(repo: pygit2.Repository, commit_hex: str) -> bytes | None:
 
 def read_all_notes(repo: pygit2.Repository) -> dict[str, bytes]:
     """Every note in refs/notes/experiments, keyed by the annotated object's hex id."""
-    tip = _notes_tip(repo)
+    tip = notes_tip(repo)
     if tip is None:
         return {}
     return {hex_id: _blob_data(repo, blob_id) for hex_id, blob_id in _walk_notes(tip.tree, "")}
@@ -90,28 +91,71 @@ def update_note(
     `change` may be called several times (once per attempt), always with the latest note,
     so concurrent writers of the same record never lose each other's changes.
     """
+    written: list[bytes] = []
+
+    def next_commit(tip: pygit2.Commit | None) -> pygit2.Oid:
+        old_tree = tip.tree if tip is not None else None
+        old_blob = _find_note(repo, old_tree, commit_hex) if old_tree is not None else None
+        written[:] = [change(_blob_data(repo, old_blob) if old_blob is not None else None)]
+        tree_id = _tree_with_note(repo, old_tree, commit_hex, repo.create_blob(written[0]), 0)
+        parents = [tip.id] if tip is not None else []
+        return repo.create_commit(
+            None, signature, signature, NOTES_COMMIT_MESSAGE, tree_id, parents
+        )
+
+    swap_notes(repo, next_commit, "notes: 'git exp'")
+    return written[0]
+
+
+def remove_notes(
+    repo: pygit2.Repository, commit_hexes: Iterable[str], signature: pygit2.Signature
+) -> list[str]:
+    """Remove the notes on `commit_hexes` in one notes commit, atomically; the ones removed.
+
+    Every layout git writes (flat, `ab/cdef...`, `ab/cd/ef...`) is handled; fan-out
+    directories left empty go too, as with `git notes remove`. Nothing is written when none
+    of the commits has a note.
+    """
+    wanted = set(commit_hexes)
+    removed: list[str] = []
+
+    def next_commit(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        removed.clear()
+        if tip is None or not wanted:
+            return None
+        tree_id = _tree_without_notes(repo, tip.tree, "", wanted, removed)
+        if not removed:
+            return None
+        tree_id = tree_id if tree_id is not None else repo.TreeBuilder().write()
+        return repo.create_commit(
+            None, signature, signature, NOTES_REMOVED_MESSAGE, tree_id, [tip.id]
+        )
+
+    swap_notes(repo, next_commit, "notes: 'git exp gc'")
+    return sorted(set(removed))
+
+
+def swap_notes(
+    repo: pygit2.Repository,
+    next_commit: Callable[[pygit2.Commit | None], pygit2.Oid | None],
+    reflog_message: str,
+) -> bool:
+    """Move refs/notes/experiments to `next_commit(current tip)` by compare-and-swap, retrying.
+
+    `next_commit` is called again with the new tip whenever another writer moved the ref (or
+    held its lock) first; returning None means there is nothing to write (False is returned).
+    Gives up with ConcurrentUpdateError after RETRY_SECONDS.
+    """
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
-        ref = repo.references.get(NOTES_REF)
-        parent = ref.peel(pygit2.Commit) if ref is not None else None
-        old_tree = parent.tree if parent is not None else None
-        old_blob = _find_note(repo, old_tree, commit_hex) if old_tree is not None else None
-        new_data = change(_blob_data(repo, old_blob) if old_blob is not None else None)
-        blob_id = repo.create_blob(new_data)
-        tree_id = _tree_with_note(repo, old_tree, commit_hex, blob_id, depth=0)
-        notes_commit = repo.create_commit(
-            None,
-            signature,
-            signature,
-            NOTES_COMMIT_MESSAGE,
-            tree_id,
-            [parent.id] if parent is not None else [],
-        )
-        expected = ref.target if ref is not None else None
+        tip = notes_tip(repo)
+        new = next_commit(tip)
+        if new is None:
+            return False
         problem: Exception | None = None
         try:
-            if _compare_and_swap(repo, NOTES_REF, expected, notes_commit, "notes: 'git exp'"):
-                return new_data
+            if _compare_and_swap(repo, NOTES_REF, tip.id if tip else None, new, reflog_message):
+                return True
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
                 raise ConcurrentUpdateError(f"could not update {NOTES_REF}: {exc}") from None
@@ -120,6 +164,65 @@ def update_note(
         if time.monotonic() > deadline:
             raise _gave_up(repo, NOTES_REF, problem)
         _backoff()
+
+
+def delete_run_ref(repo: pygit2.Repository, name: str, expected: str) -> bool:
+    """Delete the run ref `name` if it still points at `expected`; True when we deleted it."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            with repo.transaction() as transaction:
+                transaction.lock_ref(name)
+                current = repo.references.get(name)
+                if current is None or str(current.target) != expected:
+                    raise _RefMoved
+                transaction.remove(name)
+        except _RefMoved:
+            return False
+        except (pygit2.GitError, OSError) as exc:
+            if not _is_contention(exc):
+                raise ConcurrentUpdateError(f"could not delete {name}: {exc}") from None
+            if time.monotonic() > deadline:
+                raise _gave_up(repo, name, exc) from None
+            _backoff()
+            continue
+        return True
+
+
+def _tree_without_notes(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    prefix: str,
+    wanted: set[str],
+    removed: list[str],
+) -> pygit2.Oid | None:
+    """`tree` (holding the notes whose object ids start with `prefix`) without those in
+    `wanted`; None when nothing is left in it. Unchanged subtrees keep their ids."""
+    builder = repo.TreeBuilder(tree)
+    changed = False
+    for entry in tree:
+        entry_name = entry.name or ""
+        full = prefix + entry_name
+        if entry.type_str == "blob" and full in wanted:
+            builder.remove(entry_name)
+            removed.append(full)
+            changed = True
+        elif (
+            entry.type_str == "tree"
+            and len(entry_name) == 2
+            and len(full) < 40
+            and any(hex_id.startswith(full) for hex_id in wanted)
+        ):
+            subtree_id = _tree_without_notes(repo, _subtree(repo, entry.id), full, wanted, removed)
+            if subtree_id is None:
+                builder.remove(entry_name)
+                changed = True
+            elif subtree_id != entry.id:
+                builder.insert(entry_name, subtree_id, FILEMODE_TREE)
+                changed = True
+    if not changed:
+        return tree.id
+    return builder.write() if len(builder) else None
 
 
 def _compare_and_swap(
@@ -163,11 +266,6 @@ def _check_room_for(repo: pygit2.Repository, name: str) -> None:
 
 class _RefMoved(Exception):
     """Abandons a transaction: the ref no longer has the value the caller read."""
-
-
-def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
-    ref = repo.references.get(NOTES_REF)
-    return None if ref is None else ref.peel(pygit2.Commit)
 
 
 def _find_note(repo: pygit2.Repository, tree: pygit2.Tree, remaining: str) -> pygit2.Oid | None:
@@ -259,3 +357,34 @@ def _gave_up(
 
 def _backoff() -> None:
     time.sleep(random.uniform(0.005, 0.05))
+
+
+def notes_tip(repo: pygit2.Repository, ref_name: str = NOTES_REF) -> pygit2.Commit | None:
+    """The notes commit `ref_name` points at, if the ref exists."""
+    ref = repo.references.get(ref_name)
+    return None if ref is None else ref.peel(pygit2.Commit)
+
+
+def notes_of(repo: pygit2.Repository, commit: pygit2.Commit | None) -> dict[str, bytes]:
+    """Every note in the notes commit `commit` (any layout), keyed by annotated object id."""
+    if commit is None:
+        return {}
+    return {hex_id: _blob_data(repo, blob) for hex_id, blob in _walk_notes(commit.tree, "")}
+
+
+def notes_commit_with(
+    repo: pygit2.Repository,
+    tip: pygit2.Commit | None,
+    changes: dict[str, bytes],
+    other_parents: list[pygit2.Oid],
+    message: str,
+    signature: pygit2.Signature,
+) -> pygit2.Oid:
+    """A notes commit: `tip`'s notes with `changes` (object id → note), parents `tip` and
+    `other_parents`. Nothing moves; pass it to swap_notes."""
+    tree = tip.tree if tip is not None else None
+    for hex_id, data in sorted(changes.items()):
+        tree = _subtree(repo, _tree_with_note(repo, tree, hex_id, repo.create_blob(data), 0))
+    tree_id = tree.id if tree is not None else repo.TreeBuilder().write()
+    parents = ([tip.id] if tip is not None else []) + list(other_parents)
+    return repo.create_commit(None, signature, signature, message, tree_id, parents)

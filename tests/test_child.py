@@ -71,7 +71,14 @@ def test_outside_a_run_everything_is_a_no_op(
 
 
 def test_public_api() -> None:
-    assert set(gitexp.__all__) == {"__version__", "current_run", "flush", "log", "params"}
+    assert set(gitexp.__all__) == {
+        "__version__",
+        "artifact",
+        "current_run",
+        "flush",
+        "log",
+        "params",
+    }
     assert isinstance(gitexp.__version__, str)
     with pytest.raises(AttributeError):
         _ = gitexp.no_such_name  # type: ignore[attr-defined]
@@ -325,3 +332,45 @@ def test_params_replaces_an_unreadable_params_file(run_env: Path) -> None:
     (run_env / "params.json").write_text("[1, 2")
     gitexp.params({"lr": 0.1})
     assert json.loads((run_env / "params.json").read_text()) == {"lr": 0.1}
+
+
+def run_child(tmp_path: Path, env: dict[str, str], code: str) -> Path:
+    """Run `code` in a fresh interpreter inside a fake run; return the metrics file."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    metrics = run_dir / "metrics.jsonl"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RANK", "SLURM_PROCID")},
+        "GITEXP_RUN": "t/20260101.001.abcd",
+        "GITEXP_RUN_DIR": str(run_dir),
+        "GITEXP_METRICS": str(metrics),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        **env,
+    }
+    subprocess.run([sys.executable, "-c", code], env=full_env, check=True)
+    return metrics
+
+
+LOG_AND_PARAMS = "import gitexp; gitexp.log(step=1, loss=0.5); gitexp.params({'lr': 1})"
+
+
+@pytest.mark.parametrize("variable", ["RANK", "SLURM_PROCID"])
+def test_only_rank_zero_records_by_default(tmp_path: Path, variable: str) -> None:
+    metrics = run_child(tmp_path, {variable: "1"}, LOG_AND_PARAMS)
+    assert not metrics.exists()
+    assert not (tmp_path / "run" / "params.json").exists()
+    metrics = run_child(tmp_path, {variable: "0"}, LOG_AND_PARAMS)
+    assert metrics.read_text() == '{"step":1,"loss":0.5}\n'
+    assert (tmp_path / "run" / "params.json").exists()
+
+
+def test_all_ranks_when_asked_mark_their_points(tmp_path: Path) -> None:
+    metrics = run_child(tmp_path, {"RANK": "3", "GITEXP_ALL_RANKS": "1"}, LOG_AND_PARAMS)
+    assert metrics.read_text() == '{"step":1,"loss":0.5,"_rank":3}\n'
+    assert not (tmp_path / "run" / "params.json").exists()  # params stay rank 0's
+    from gitexp.metrics import summarize_metrics
+
+    assert list(summarize_metrics(metrics).metrics) == ["loss"]

@@ -20,8 +20,8 @@ from conftest import git
 from helpers import finished_record, libgit2_home, make_run, repo_state
 
 from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
-from gitexp.record import new_record
 from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.record import new_record
 
 pytestmark = pytest.mark.usefixtures(libgit2_home.__name__)
 

@@ -11,12 +11,51 @@ import sys
 
 import click
 
-from gitexp.cli import log, run, show
+from gitexp.cli import (
+    artifact,
+    checkout,
+    compare,
+    diff,
+    export,
+    gc,
+    init,
+    log,
+    note,
+    pull,
+    push,
+    rerun,
+    rm,
+    run,
+    show,
+    status,
+    tag,
+)
 from gitexp.cli.common import CONTEXT, safe
 from gitexp.errors import GitExpError
 
 EXIT_INTERNAL_ERROR = 70
-COMMANDS = (run.run, log.log, show.show)
+COMMANDS = (
+    run.run,
+    log.log,
+    show.show,
+    diff.diff,
+    compare.compare,
+    checkout.checkout,
+    rerun.rerun,
+    note.note,
+    tag.tag,
+    rm.rm,
+    rm.restore,
+    gc.gc,
+    status.status,
+    artifact.artifact,
+    push.push,
+    pull.fetch,
+    pull.pull,
+    init.init,
+    export.export,
+    export.import_runs,
+)
 
 
 @click.group(context_settings=CONTEXT)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, log_line, open_repo
+from gitexp.cli.common import CONTEXT, echo_json, log_line, open_repo, safe
+
+STATUS_CHOICES = ["running", "succeeded", "failed", "interrupted", "crashed", "saved", "unreadable"]
+TABLE_COLUMNS = ["id", "status", "started_at", "duration_s", "commit", "metrics", "tags", "message"]
 
 
 @click.command(context_settings=CONTEXT)
@@ -15,39 +19,108 @@ from gitexp.cli.common import CONTEXT, echo_json, log_line, open_repo
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(["running", "succeeded", "failed", "interrupted", "crashed", "unreadable"]),
+    type=click.Choice(STATUS_CHOICES),
     help="Only runs with this status (repeatable).",
 )
 @click.option(
     "-t", "--tag", "tags", multiple=True, help="Only runs with this tag (repeatable: any of them)."
 )
+@click.option(
+    "--where",
+    metavar="EXPR",
+    help="Only runs whose record matches EXPR (see above).",
+)
+@click.option("--since", metavar="WHEN", help="Only runs started since WHEN (2d, 12h, 2026-11-01).")
+@click.option(
+    "--sort", "sort", metavar="KEY", help="Sort by a record field, ascending (params.lr)."
+)
+@click.option("-r", "--reverse", is_flag=True, help="Reverse the order.")
+@click.option("--all", "include_deleted", is_flag=True, help="Include runs marked deleted.")
 @click.option("-n", "--max-count", type=click.IntRange(min=0), help="Show at most this many runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array.")
+@click.option("--json", "fmt", flag_value="json", help="Print the records as a JSON array.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print a CSV table.")
+@click.option("--md", "fmt", flag_value="md", help="Print a Markdown table.")
 def log(
     names: tuple[str, ...],
     statuses: tuple[str, ...],
     tags: tuple[str, ...],
+    where: str | None,
+    since: str | None,
+    sort: str | None,
+    reverse: bool,
+    include_deleted: bool,
     max_count: int | None,
-    as_json: bool,
+    fmt: str | None,
 ) -> None:
     """List runs, newest first, one line each (all names, or only NAMES).
 
     Each line: id, status, when, duration, snapshot, headline metrics, tags and
-    message. A run whose supervising process died shows as crashed.
+    message. A run whose supervising process died shows as crashed. Runs marked
+    deleted (git exp rm) are hidden unless --all.
+
+    --where selects with comparisons (== != < <= > >= =~), and, or, not,
+    `in [a, b]` and `exists` over record fields: status, name, tags,
+    params.<name>, metrics.<name>.last/min/max/count (metrics.<name> alone means
+    .last), duration_s, started_at, ... Quote a field with other characters:
+    metrics."train/loss".min. See docs/format.md.
 
     \b
     Examples:
       git exp log
       git exp log train --status failed -n 5
+      git exp log --where 'metrics.val_acc.max > 0.9 and params.lr <= 0.01'
+      git exp log --sort metrics.val_acc.max -r -n 3
+      git exp log --since 2d --md
       git exp log --json | jq '.[0].metrics'
     """
     from gitexp.commands.log import log_runs
+    from gitexp.query import parse_since
 
-    runs = log_runs(open_repo(), names, statuses, tags, max_count)
-    if as_json:
+    runs = log_runs(
+        open_repo(),
+        names,
+        statuses,
+        tags,
+        max_count,
+        where=where,
+        since=parse_since(since, _now()) if since else None,
+        include_deleted=include_deleted,
+        sort=sort,
+        reverse=reverse,
+    )
+    if fmt == "json":
         echo_json([run.as_json() for run in runs])
-        return
-    now = time.time()
-    id_width = max((len(run.id) for run in runs), default=0)
-    for run in runs:
-        click.echo(log_line(run, now, id_width))
+    elif fmt == "csv" or fmt == "md":
+        from gitexp.tables import render_table
+
+        rows = [_table_row(run) for run in runs]
+        click.echo(render_table(TABLE_COLUMNS, rows, "csv" if fmt == "csv" else "md"))
+    else:
+        now = time.time()
+        id_width = max((len(run.id) for run in runs), default=0)
+        for run in runs:
+            click.echo(log_line(run, now, id_width))
+
+
+def _table_row(run: Any) -> list[str]:
+    from gitexp.display import format_value, metrics_line
+
+    record = run.record or {}
+    raw_message = record.get("message")
+    message = raw_message if isinstance(raw_message, str) else ""
+    return [
+        run.id,
+        run.status,
+        str(record.get("started_at") or ""),
+        format_value(record.get("duration_s")) if record.get("duration_s") is not None else "",
+        run.commit[:12],
+        metrics_line(record.get("metrics")),
+        " ".join(safe(tag) for tag in run.tags),
+        safe(message.split("\n", 1)[0]),
+    ]
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now().astimezone()

@@ -1,4 +1,4 @@
-"""`git exp log`: list runs, newest first."""
+"""`git exp log`: list runs, newest first (or sorted by any record field)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import pygit2
 
 from gitexp.listing import Run, list_runs
+from gitexp.query import MISSING, QueryError, compile_where, lookup, parse_path, sort_key
+
+SORTABLE_FIELDS = ("id", "name", "ref", "commit", "status", "problem", "started", "age")
 
 
 def log_runs(
@@ -15,24 +18,64 @@ def log_runs(
     statuses: Sequence[str] = (),
     tags: Sequence[str] = (),
     max_count: int | None = None,
+    *,
+    where: str | None = None,
+    since: float | None = None,
+    include_deleted: bool = False,
+    sort: str | None = None,
+    reverse: bool = False,
 ) -> list[Run]:
-    """The runs matching every filter given (a filter given several values matches any)."""
-    selected: list[Run] = []
-    if max_count == 0:
-        return selected
-    for run in list_runs(repo):
-        if names and run.name not in names:
-            continue
-        if statuses and run.status not in statuses:
-            continue
-        if tags and not set(tags) & set(_tags(run)):
-            continue
-        selected.append(run)
-        if max_count is not None and len(selected) >= max_count:
-            break
-    return selected
+    """The runs matching every filter given (a filter given several values matches any).
+
+    `since` is a Unix time; `sort` a record path (ascending, missing values last) applied
+    before `reverse` and `max_count`.
+    """
+    predicate = compile_where(where) if where else None
+    runs = [
+        run
+        for run in list_runs(repo)
+        if _selected(run, names, statuses, tags, since, include_deleted)
+    ]
+    if predicate is not None:
+        runs = [run for run in runs if predicate(run.as_json())]
+    if sort:
+        runs = sort_runs(runs, sort)
+    if reverse:
+        runs.reverse()
+    return runs if max_count is None else runs[:max_count]
 
 
-def _tags(run: Run) -> list[str]:
-    tags = (run.record or {}).get("tags")
-    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+def sort_runs(runs: list[Run], key: str) -> list[Run]:
+    """Runs ordered by the record value at `key` (ascending; missing values last)."""
+    from gitexp.record import RECORD_FIELDS
+
+    path = parse_path(key)
+    if path[0] not in RECORD_FIELDS and path[0] not in SORTABLE_FIELDS:
+        raise QueryError(
+            f"unknown sort key '{key}': use a record field such as started_at, duration_s, "
+            "status, params.<name> or metrics.<name>.max"
+        )
+    records = [run.as_json() for run in runs]
+    if runs and all(lookup(record, path) is MISSING for record in records):
+        raise QueryError(f"unknown sort key '{key}': no listed run has it")
+    order = sorted(range(len(runs)), key=lambda i: sort_key(path)(records[i]))
+    return [runs[i] for i in order]
+
+
+def _selected(
+    run: Run,
+    names: Sequence[str],
+    statuses: Sequence[str],
+    tags: Sequence[str],
+    since: float | None,
+    include_deleted: bool,
+) -> bool:
+    if run.deleted and not include_deleted:
+        return False
+    if names and run.name not in names:
+        return False
+    if statuses and run.status not in statuses:
+        return False
+    if tags and not set(tags) & set(run.tags):
+        return False
+    return since is None or run.started >= since

@@ -53,6 +53,10 @@ class RunRequest:
     name: str | None = None
     message: str | None = None
     tags: list[str] = field(default_factory=list)
+    rerun_of: str | None = None  # `<name>/<id>` of the run this one repeats (git exp rerun)
+    logdir: Path | None = None  # root of run directories; default: the configured one
+    # Called with (run id, run directory) once the record exists, before the program starts.
+    on_started: Callable[[str, Path], None] | None = None
 
 
 @dataclass
@@ -85,10 +89,10 @@ def run_experiment(
     command = redact_argv(request.command)
     ref, commit = claim_run_ref(repo, name, snapshot, command, signature)
     run_id = ref[len(ids.REF_PREFIX) :]
-    run_dir = rundir.run_directory(
-        rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR")), *run_id.split("/")
-    )
+    root = request.logdir or rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR"))
+    run_dir = rundir.run_directory(root, *run_id.split("/"))
     python_info = python_probe.result(PROBE_TIMEOUT_S)
+    started_at = now_iso()
     record = new_record(
         id=run_id,
         name=name,
@@ -97,7 +101,7 @@ def run_experiment(
         command=command,
         cwd=_relative_cwd(request.cwd, workdir),
         run_dir=str(run_dir),
-        started_at=now_iso(),
+        started_at=started_at,
         host=environment.host_info(os.getpid()),
         python={k: v for k, v in python_info.items() if k != "packages"},
         packages=python_info.get("packages", {}),
@@ -106,7 +110,9 @@ def run_experiment(
         git=snapshot.git_info(),
         params=redact_params(parse_argv_params(program_args(request.command))),
         message=request.message,
+        message_at=started_at if request.message else None,
         tags=tags,
+        rerun_of=request.rerun_of,
     )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +122,8 @@ def run_experiment(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
+    if request.on_started is not None:
+        request.on_started(run_id, run_dir)
     outcome: ProcessOutcome | None = None
     failure: dict[str, Any] | None = None
     try:
@@ -178,8 +186,11 @@ def claim_run_ref(
     snapshot: SnapshotTree,
     command: list[str],
     signature: pygit2.Signature,
+    extra_parents: Sequence[pygit2.Oid] = (),
 ) -> tuple[str, str]:
     """Commit the snapshot under a new, unique id and create its ref (never forced).
+
+    `extra_parents` follow HEAD as the commit's further parents (a saved index, say).
 
     The per-name lock only keeps the daily count readable under concurrency; uniqueness
     comes from creating the ref without force.
@@ -190,7 +201,7 @@ def claim_run_ref(
         while True:
             run_id = ids.format_run_id(today, count, ids.random_suffix())
             message = f"exp: {name}/{run_id}\n\n{shlex.join(command)}\n"
-            commit = commit_snapshot(repo, snapshot, message, signature)
+            commit = commit_snapshot(repo, snapshot, message, signature, extra_parents)
             ref = ids.run_ref(name, run_id)
             if store.create_ref(repo, ref, commit):
                 return ref, str(commit)
@@ -224,6 +235,7 @@ def finish_fields(
 ) -> dict[str, Any]:
     """The fields the supervisor owns at the end of a run."""
     summary = summarize_metrics(run_dir / rundir.METRICS_FILE)
+    artifacts, bad_artifact_lines = rundir.read_artifacts(run_dir)
     params = dict(record["params"])
     params.update(rundir.read_params(run_dir))
     error = failure or rundir.read_error(run_dir)
@@ -234,6 +246,7 @@ def finish_fields(
         "ended_at": now_iso(),
         "params": redact_params(params),
         "metrics": summary.metrics,
+        "artifacts": artifacts,
         "error": error,
     }
     if outcome is not None:
@@ -251,6 +264,8 @@ def finish_fields(
     problems = [p for p in (outcome.output_error if outcome else None,) if p]
     if summary.bad_lines:
         problems.append(f"{summary.bad_lines} unreadable line(s) in {rundir.METRICS_FILE}")
+    if bad_artifact_lines:
+        problems.append(f"{bad_artifact_lines} unreadable line(s) in {rundir.ARTIFACTS_FILE}")
     if problems:
         fields["problems"] = problems
     return fields

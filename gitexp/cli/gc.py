@@ -1,0 +1,68 @@
+"""`git exp gc` on the command line."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("-n", "--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    default="0",
+    show_default=True,
+    help="Only runs marked deleted at least AGE ago: 30d, 12h, 90m, 2w (0: all marked).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
+    """Physically remove the runs marked deleted by `git exp rm`, and nothing else.
+
+    For each such run: its ref, its record (all in one notes commit) and its run
+    directory go, and the space freed is reported. A marked run that is still
+    running is skipped. Runs not marked deleted are never touched. The snapshot
+    commits become unreachable; `git gc` prunes them on its own schedule (this
+    command does not run it).
+
+    \b
+    Examples:
+      git exp gc --dry-run
+      git exp gc --older-than 30d
+      git exp gc --json
+    """
+    from gitexp.commands.gc import collect_garbage, parse_age
+    from gitexp.display import format_size
+
+    age = parse_age(older_than)
+    report = collect_garbage(
+        open_repo(),
+        older_than=age,
+        dry_run=dry_run,
+        env_logdir=os.environ.get("GITEXP_LOGDIR"),
+        environ=os.environ,
+    )
+    if as_json:
+        echo_json(report.as_json())
+    else:
+        verb = "would remove" if dry_run else "removed"
+        for run in report.removed:
+            click.echo(f"{verb} {run.id} ({format_size(run.bytes)})")
+            if run.run_dir_kept:
+                click.echo(safe(f"  run directory {run.run_dir_kept}"), err=True)
+        count = f"{len(report.removed)} run" + ("" if len(report.removed) == 1 else "s")
+        freed = format_size(report.bytes_freed)
+        if dry_run:
+            click.echo(f"would remove {count}, freeing {freed} (dry run: nothing changed)")
+        else:
+            click.echo(f"removed {count}, freed {freed}")
+    if not as_json:
+        for skip in report.skipped:
+            click.echo(safe(f"skipped {skip.id}: {skip.reason}"), err=True)
+    for problem in report.problems:
+        click.echo(safe(f"warning: {problem}"), err=True)
+    if report.problems:
+        click.get_current_context().exit(1)

@@ -1,0 +1,71 @@
+"""`git exp fetch` and `git exp pull` on the command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from gitexp.cli.common import CONTEXT, echo_json, open_repo
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("remote", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
+def fetch(remote: str | None, as_json: bool) -> None:
+    """Download REMOTE's runs and records, without merging the records.
+
+    Runs this clone lacks are fetched under refs/experiments/; the remote's
+    records go to refs/notes/remotes/REMOTE/experiments. `git exp pull` also
+    merges them into yours.
+
+    \b
+    Examples:
+      git exp fetch
+      git exp fetch cluster
+    """
+    from gitexp.commands.pull import fetch_runs
+
+    _report(fetch_runs(open_repo(), remote, os.environ), as_json)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("remote", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print what was pulled as JSON.")
+def pull(remote: str | None, as_json: bool) -> None:
+    """Bring REMOTE's runs and records here, merging records run by run.
+
+    A run only the remote has is added; a run changed on both sides is merged
+    field by field: tags and appended notes are united, the record of the run
+    that finished wins for status and metrics, the newest message wins. Nothing
+    is overwritten silently. REMOTE defaults as for `git exp push`.
+
+    \b
+    Examples:
+      git exp pull
+      git exp pull cluster && git exp log
+    """
+    from gitexp.commands.pull import pull_runs
+
+    _report(pull_runs(open_repo(), remote, os.environ), as_json)
+
+
+def _report(result: Any, as_json: bool) -> None:
+    if as_json:
+        data = vars(result).copy()
+        data["records"] = vars(result.records) if result.records is not None else None
+        echo_json(data)
+        return
+    line = f"{result.remote}: {len(result.new_runs)} new run(s)"
+    if result.records is not None:
+        records = result.records
+        line += f", {records.added} record(s) added, {records.merged} merged"
+    click.echo(line)
+    for run in result.conflicts:
+        click.echo(f"warning: {run} exists here with another snapshot; kept yours", err=True)
+    if result.records is not None:
+        for commit in result.records.unreadable:
+            click.echo(
+                f"warning: record of {commit[:12]} is unreadable on one side; kept yours", err=True
+            )

@@ -1,0 +1,40 @@
+"""`git exp push` on the command line."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from gitexp.cli.common import CONTEXT, echo_json, open_repo
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("remote", required=False)
+@click.argument("run_specs", metavar="[RUN]...", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print what was pushed as JSON.")
+def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
+    """Send runs (all, or the RUNs named) and their records to REMOTE.
+
+    Pushes refs/experiments/* and refs/notes/experiments through git, so your
+    credentials and SSH setup apply. Never forces: when the remote has records
+    you do not, it refuses and asks you to `git exp pull` first. REMOTE defaults
+    to exp.remote, then the current branch's remote, then origin.
+
+    \b
+    Examples:
+      git exp push
+      git exp push origin
+      git exp push origin @ k3f9
+    """
+    from gitexp.commands.push import push_runs
+
+    result = push_runs(open_repo(), remote, run_specs, os.environ)
+    if as_json:
+        echo_json(vars(result))
+        return
+    pushed = len(result.pushed)
+    click.echo(
+        f"{result.remote}: {pushed} run(s) pushed, {result.up_to_date} already there, "
+        f"records {result.records}"
+    )

@@ -1,0 +1,141 @@
+"""`git exp compare`: runs side by side, one row a run, columns for params and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import pygit2
+
+from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.query import compile_where
+
+MetricStat = Literal["last", "min", "max"]
+METRIC_STATS: tuple[MetricStat, ...] = ("last", "min", "max")
+FIXED_COLUMNS = ("id", "status")
+MISSING = object()
+
+
+@dataclass
+class Comparison:
+    """The table: column names, and one row per run mapping a column to its JSON value."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    runs: list[Run]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The rows as `git exp compare --json` prints them (missing values are null)."""
+        return [{column: row.get(column) for column in self.columns} for row in self.rows]
+
+
+def compare_runs(
+    repo: pygit2.Repository,
+    specs: Sequence[str] = (),
+    *,
+    where: str | None = None,
+    tags: Sequence[str] = (),
+    names: Sequence[str] = (),
+    include_deleted: bool = False,
+    max_count: int | None = None,
+    metric_stat: MetricStat = "last",
+    all_columns: bool = False,
+) -> Comparison:
+    """The runs named by `specs` (in that order) or else all runs newest first, filtered.
+
+    Deleted runs are left out unless named or `include_deleted`. Only the params and metric
+    columns whose values differ between the rows are kept unless `all_columns` (or there is
+    a single row).
+    """
+    runs = select_runs(repo, specs, where, tags, names, include_deleted, max_count)
+    rows = [_row(run, metric_stat) for run in runs]
+    columns = _columns(rows)
+    if not all_columns and len(rows) > 1:
+        columns = [c for c in columns if c in FIXED_COLUMNS or _differs(rows, c)]
+    return Comparison(columns=columns, rows=rows, runs=runs)
+
+
+def select_runs(
+    repo: pygit2.Repository,
+    specs: Sequence[str],
+    where: str | None,
+    tags: Sequence[str],
+    names: Sequence[str],
+    include_deleted: bool,
+    max_count: int | None,
+) -> list[Run]:
+    """The runs a comparison shows, in display order."""
+    predicate = compile_where(where) if where else None
+    every = list_runs(repo)
+    if specs:
+        chosen = _unique([resolve_run_spec(every, spec) for spec in specs])
+    else:
+        chosen = [run for run in every if include_deleted or not _deleted(run)]
+    selected = [
+        run
+        for run in chosen
+        if (not names or run.name in names)
+        and (not tags or set(tags) & set(_tags(run)))
+        and (predicate is None or predicate(run.as_json()))
+    ]
+    return selected if max_count is None else selected[:max_count]
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    seen: set[str] = set()
+    unique = []
+    for run in runs:
+        if run.ref not in seen:
+            seen.add(run.ref)
+            unique.append(run)
+    return unique
+
+
+def _deleted(run: Run) -> bool:
+    return bool((run.record or {}).get("deleted"))
+
+
+def _tags(run: Run) -> list[str]:
+    tags = (run.record or {}).get("tags")
+    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+
+
+def _row(run: Run, metric_stat: MetricStat) -> dict[str, Any]:
+    record = run.record or {}
+    row: dict[str, Any] = {"id": run.id, "status": run.status}
+    params = record.get("params")
+    if isinstance(params, dict):
+        row.update({f"params.{key}": value for key, value in params.items()})
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        suffix = "" if metric_stat == "last" else f".{metric_stat}"
+        for name, summary in metrics.items():
+            if isinstance(summary, dict):
+                row[f"{name}{suffix}"] = summary.get(metric_stat)
+    return row
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """id, status, the params columns, then the metric columns, each in first-seen order."""
+    seen: dict[str, None] = dict.fromkeys(FIXED_COLUMNS)
+    for row in rows:
+        seen.update(dict.fromkeys(key for key in row if key.startswith("params.")))
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+def _differs(rows: list[dict[str, Any]], column: str) -> bool:
+    values = {_canonical(row.get(column, MISSING)) for row in rows}
+    return len(values) > 1
+
+
+def _canonical(value: Any) -> bytes:
+    if value is MISSING:
+        return b"<missing>"
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return repr(value).encode()

@@ -1,0 +1,240 @@
+"""`git exp gc`: physically remove the runs marked deleted, and nothing else.
+
+A run goes only when its record carries the deletion mark of `git exp rm`: its ref, its note
+(one notes commit for all of them) and its run directory. The snapshot commits become
+unreachable; `git gc` prunes them later, on git's own schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from gitexp import rundir, store
+from gitexp.display import format_duration
+from gitexp.errors import GitExpError
+from gitexp.listing import Run, list_runs
+from gitexp.record import load_record
+from gitexp.repository import identity
+
+AGE = re.compile(r"(\d+)([smhdw])\Z")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class InvalidAgeError(GitExpError):
+    """An --older-than value that is not a duration."""
+
+
+@dataclass
+class GcRun:
+    """One run gc removes (or would remove, in a dry run)."""
+
+    id: str
+    ref: str
+    commit: str
+    deleted: str
+    run_dir: str | None = None  # the directory removed with the run, if there is one
+    bytes: int = 0
+    run_dir_kept: str | None = None  # why a recorded run directory is left alone
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "commit": self.commit,
+            "deleted": self.deleted,
+            "run_dir": self.run_dir,
+            "bytes": self.bytes,
+            "run_dir_kept": self.run_dir_kept,
+        }
+
+
+@dataclass
+class GcSkip:
+    """A run marked deleted that gc leaves in place, and why."""
+
+    id: str
+    reason: str
+
+
+@dataclass
+class GcReport:
+    """What `git exp gc` did, or would do with `dry_run`."""
+
+    dry_run: bool
+    removed: list[GcRun] = field(default_factory=list)
+    skipped: list[GcSkip] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(run.bytes for run in self.removed)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "runs_removed": len(self.removed),
+            "bytes_freed": self.bytes_freed,
+            "removed": [run.as_json() for run in self.removed],
+            "skipped": [{"id": skip.id, "reason": skip.reason} for skip in self.skipped],
+            "problems": self.problems,
+        }
+
+
+def parse_age(text: str) -> float:
+    """Seconds from `30d`, `12h`, `90m`, `45s`, `2w`; `0` alone means no minimum age."""
+    if text.strip() == "0":
+        return 0.0
+    match = AGE.match(text.strip())
+    if not match:
+        raise InvalidAgeError(
+            f"invalid --older-than '{text}': use a number and a unit (30d, 12h, 90m, 2w) or 0"
+        )
+    return float(int(match.group(1)) * UNIT_SECONDS[match.group(2)])
+
+
+def collect_garbage(
+    repo: pygit2.Repository,
+    *,
+    older_than: float = 0.0,
+    dry_run: bool = False,
+    env_logdir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> GcReport:
+    """Remove the runs marked deleted (at least `older_than` seconds ago, when given).
+
+    A marked run that is still running is skipped. Run directories are removed only when the
+    record's `run_dir` is exactly `<logdir root>/<name>/<id>` (symlinks resolved): records
+    can come from other people's remotes and must never steer a deletion elsewhere.
+    """
+    now = time.time() if now is None else now
+    report = GcReport(dry_run=dry_run)
+    root = rundir.logdir_root(repo, env_logdir)
+    for run in list_runs(repo):
+        if not (run.record or {}).get("deleted"):
+            continue
+        reason = _reason_to_keep(run, older_than, now)
+        if reason is not None:
+            report.skipped.append(GcSkip(run.id, reason))
+            continue
+        report.removed.append(_plan(run, root))
+    if dry_run or not report.removed:
+        return report
+    signature = identity(repo, dict(environ or {}))
+    report.removed = _delete_refs(repo, report.removed, report.skipped)
+    referenced = {commit for _, commit in store.list_run_refs(repo)}
+    store.remove_notes(
+        repo, [run.commit for run in report.removed if run.commit not in referenced], signature
+    )
+    for removed in report.removed:
+        _remove_run_dir(removed, report.problems)
+    return report
+
+
+def _reason_to_keep(run: Run, older_than: float, now: float) -> str | None:
+    """Why a run marked deleted stays, or None when it goes."""
+    deleted = (run.record or {}).get("deleted")
+    if run.status == "running":
+        return "still running; gc removes it once it has finished"
+    if older_than <= 0:
+        return None
+    marked = _timestamp(deleted)
+    if marked is None:
+        return f"its deletion time {deleted!r} cannot be read (--older-than 0 removes it)"
+    if now - marked < older_than:
+        return f"marked deleted {format_duration(now - marked)} ago, not older than the limit"
+    return None
+
+
+def _timestamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def _plan(run: Run, root: Path) -> GcRun:
+    record = run.record or {}
+    planned = GcRun(run.id, run.ref, run.commit, str(record.get("deleted")))
+    recorded = record.get("run_dir")
+    if not isinstance(recorded, str) or not recorded:
+        return planned
+    expected = os.path.join(os.path.realpath(root), run.name, run.run_id)
+    if os.path.realpath(recorded) != expected or os.path.islink(recorded):
+        planned.run_dir_kept = f"{recorded} is not {expected}; left alone"
+    elif os.path.isdir(expected):
+        planned.run_dir = expected
+        planned.bytes = directory_size(Path(expected))
+    return planned
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of the regular files under `path` (each inode once; symlinks not followed)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for parent, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def _delete_refs(
+    repo: pygit2.Repository, planned: Iterable[GcRun], skipped: list[GcSkip]
+) -> list[GcRun]:
+    """Delete each planned run's ref if its record is still marked and its ref unmoved.
+
+    The record is read again just before: a `git exp restore` since the listing wins.
+    """
+    deleted = []
+    for run in planned:
+        note = store.read_note(repo, run.commit)
+        if not _still_marked(note):
+            skipped.append(GcSkip(run.id, "its deletion mark was cleared meanwhile"))
+        elif store.delete_run_ref(repo, run.ref, run.commit):
+            deleted.append(run)
+        else:
+            skipped.append(GcSkip(run.id, "its ref changed meanwhile"))
+    return deleted
+
+
+def _still_marked(note: bytes | None) -> bool:
+    if note is None:
+        return False
+    try:
+        return bool(load_record(note).get("deleted"))
+    except ValueError:
+        return False
+
+
+def _remove_run_dir(run: GcRun, problems: list[str]) -> None:
+    if run.run_dir is None:
+        return
+    try:
+        shutil.rmtree(run.run_dir)
+    except OSError as exc:
+        problems.append(f"could not remove {run.run_dir}: {exc.strerror or exc}")
+        run.bytes = 0
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(run.run_dir))  # the name's directory, once it is empty

@@ -1,0 +1,454 @@
+"""`git exp import`: bring runs packed by `git exp export` into this clone, never overwriting.
+
+(Not `import.py`: `import` is a Python keyword.) An archive may come from anyone, so:
+
+1. a first pass reads every member and writes nothing: each path must be one the format
+   allows (no absolute paths, `..`, links or special files), each object must hash to its
+   name, the manifest must agree with itself; anything else refuses the whole archive;
+2. a second pass writes the objects and unpacks run directories into a staging directory
+   under the logdir root (regular files only, created by us, never through a link);
+3. every object the runs need must now be here (git's connectivity check on fetch);
+4. run refs are created with compare-and-swap: an existing ref is never moved (the same
+   commit: the run is already here; another commit: reported as a conflict);
+5. the staged run directories are renamed into place, and all records are written in one
+   notes commit (compare-and-swap), merged field by field with any record already here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pygit2
+
+from gitexp import rundir, store
+from gitexp.commands.export import (
+    ARCHIVE_FORMAT,
+    ARCHIVE_VERSION,
+    MANIFEST,
+    OBJECT_TYPES,
+    OBJECTS_DIR,
+    RUNDIRS_DIR,
+)
+from gitexp.errors import GitExpError
+from gitexp.ids import parse_run_ref, printable
+from gitexp.record import dump_record, load_record
+from gitexp.repository import identity
+from gitexp.sync import merge_records
+
+HEX_ID = re.compile(r"[0-9a-f]{40}\Z")
+TYPE_BY_NAME = {name: object_type for object_type, name in OBJECT_TYPES.items()}
+NOTES_MESSAGE = "Notes added by 'git exp import'\n"
+COPY_CHUNK = 1024 * 1024
+
+
+class ArchiveError(GitExpError):
+    """An archive that is not a valid gitexp export: damaged, tampered with, or hostile."""
+
+
+@dataclass
+class ArchivedRun:
+    """One run as the archive's manifest describes it."""
+
+    name: str
+    run_id: str
+    ref: str
+    commit: str
+    record: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.run_id}"
+
+
+@dataclass
+class ArchiveContents:
+    """What the checking pass found in an archive."""
+
+    runs: list[ArchivedRun] = field(default_factory=list)
+    objects: dict[str, bytes] = field(default_factory=dict)  # id -> type name
+    run_dir_bytes: dict[str, int] = field(default_factory=dict)  # run id -> bytes of its files
+
+
+@dataclass
+class ImportReport:
+    """What `git exp import` did, or would do with `dry_run`."""
+
+    dry_run: bool
+    imported: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    records_updated: list[str] = field(default_factory=list)
+    objects: int = 0
+    bytes_unpacked: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return vars(self).copy()
+
+
+def import_runs(
+    repo: pygit2.Repository,
+    path: Path,
+    *,
+    env_logdir: str | None,
+    environ: Mapping[str, str],
+    dry_run: bool = False,
+) -> ImportReport:
+    """Import the runs of the archive at `path` (see the module's docstring for the steps)."""
+    root = rundir.logdir_root(repo, env_logdir)
+    contents = read_archive(path, root)
+    report = ImportReport(dry_run, objects=len(contents.objects))
+    new_runs = _classify(repo, contents.runs, report)
+    if dry_run:
+        report.imported = [run.id for run in new_runs]
+        report.bytes_unpacked = sum(contents.run_dir_bytes.get(run.id, 0) for run in new_runs)
+        return report
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    try:
+        staged = _write_objects(repo, path, root, staging, {run.id for run in new_runs})
+        check_connectivity(repo, path, contents)
+        run_dirs: dict[str, str | None] = {}
+        for run in new_runs:
+            if not store.create_ref(repo, run.ref, pygit2.Oid(hex=run.commit)):
+                report.conflicts.append(run.id)  # created meanwhile, by someone else
+                continue
+            report.imported.append(run.id)
+            run_dirs[run.id] = _move_run_dir(run, staging, root, staged, report)
+        present = set(report.present)
+        to_record = [run for run in contents.runs if run.id in run_dirs or run.id in present]
+        _write_records(repo, to_record, run_dirs, identity(repo, dict(environ)), report)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def read_archive(path: Path, root: Path) -> ArchiveContents:
+    """Check every member of the archive and return what it holds; writes nothing."""
+    contents = ArchiveContents()
+    manifest: Any = None
+    run_dir_owners: set[str] = set()
+    with _open_archive(path) as archive:
+        for member, kind, value in _members(archive, path, root):
+            if kind == "manifest":
+                manifest = _read_json(archive, member, path)
+            elif kind == "object":
+                object_type, _ = _read_object(archive, member, value, path)
+                contents.objects[value] = object_type
+            elif kind == "file":
+                owner = value.split("\0")[0]
+                run_dir_owners.add(owner)
+                contents.run_dir_bytes[owner] = contents.run_dir_bytes.get(owner, 0) + member.size
+    contents.runs = _manifest_runs(manifest, path)
+    known = {run.id for run in contents.runs}
+    strangers = sorted(run_dir_owners - known)
+    if strangers:
+        raise _refused(
+            path, f"it holds a run directory of {strangers[0]}, a run not in its manifest"
+        )
+    return contents
+
+
+def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveContents) -> None:
+    """Every object the archive's objects point to must be here (as git checks on fetch)."""
+    for run in contents.runs:
+        if not isinstance(repo.get(run.commit), pygit2.Commit):
+            raise _refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
+    for hex_id, object_type in contents.objects.items():
+        if object_type == b"blob":
+            continue
+        obj = repo[hex_id]
+        for needed in _references(obj):
+            if needed not in repo.odb:
+                raise _refused(
+                    path, f"object {needed} (needed by {hex_id}) is neither in it nor here"
+                )
+
+
+def _references(obj: pygit2.Object) -> Iterator[pygit2.Oid]:
+    if isinstance(obj, pygit2.Commit):
+        yield obj.tree_id
+        yield from obj.parent_ids
+    elif isinstance(obj, pygit2.Tree):
+        for entry in obj:
+            if entry.filemode != pygit2.enums.FileMode.COMMIT:  # submodules live elsewhere
+                yield entry.id
+    elif isinstance(obj, pygit2.Tag):
+        yield obj.target
+
+
+@contextlib.contextmanager
+def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
+    """The archive, read once in order (stream mode, never seeking back); read errors
+    anywhere in the block become one ArchiveError."""
+    try:
+        with tarfile.open(path, mode="r|gz") as archive:
+            yield archive
+    except FileNotFoundError:
+        raise ArchiveError(f"no such file: {path}") from None
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"cannot read {path}: {exc}") from None
+
+
+def _members(
+    archive: tarfile.TarFile, path: Path, root: Path
+) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
+    """(member, kind, value) for every member, each checked; kinds: manifest, object
+    (value: its id), file (value: `<run id>\\0<path in the run directory>`), dir."""
+    seen: set[str] = set()
+    for member in archive:
+        kind, value = _check_member(member, path, root)
+        if member.name in seen:
+            raise _refused(path, f"member '{printable(member.name)}' appears twice")
+        seen.add(member.name)
+        yield member, kind, value
+
+
+def _check_member(member: tarfile.TarInfo, path: Path, root: Path) -> tuple[str, str]:
+    """What the member is, or ArchiveError when the format does not allow it there."""
+    name = member.name
+    shown = f"member '{printable(name[:200])}'"
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise _refused(path, f"{shown} is an absolute path")
+    parts = name.split("/")
+    if ".." in parts:
+        raise _refused(path, f"{shown} leaves the directory it is unpacked in ('..')")
+    if "\0" in name or any(part in ("", ".") for part in parts):
+        raise _refused(path, f"{shown} has an unusual path")
+    if member.issym() or member.islnk():
+        raise _refused(path, f"{shown} is a link (to '{printable(member.linkname[:200])}')")
+    if not (member.isfile() or member.isdir()):
+        raise _refused(path, f"{shown} is a device, fifo or other special file")
+    if hasattr(tarfile, "data_filter"):
+        try:
+            tarfile.data_filter(member, str(root))
+        except tarfile.FilterError as exc:
+            raise _refused(path, f"{shown}: {exc}") from None
+    kind, value = _member_kind(parts, member.isdir())
+    if not kind:
+        raise _refused(path, f"{shown} is not part of a gitexp export")
+    return kind, value
+
+
+def _member_kind(parts: list[str], is_dir: bool) -> tuple[str, str]:
+    if parts == [MANIFEST] and not is_dir:
+        return "manifest", ""
+    if parts[0] == OBJECTS_DIR and len(parts) <= 2:
+        if len(parts) == 1 and is_dir:
+            return "dir", ""
+        if len(parts) == 2 and HEX_ID.match(parts[1]) and not is_dir:
+            return "object", parts[1]
+        return "", ""
+    if parts[0] == RUNDIRS_DIR:
+        if len(parts) <= 3:
+            return ("dir", "") if is_dir else ("", "")
+        run_id = f"{parts[1]}/{parts[2]}"
+        return ("dir" if is_dir else "file"), f"{run_id}\0{'/'.join(parts[3:])}"
+    return "", ""
+
+
+def _read_json(archive: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> Any:
+    try:
+        return orjson.loads(_read_member(archive, member))
+    except orjson.JSONDecodeError as exc:
+        raise _refused(path, f"its {MANIFEST} is not valid JSON ({exc})") from None
+
+
+def _read_object(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, hex_id: str, path: Path
+) -> tuple[bytes, bytes]:
+    """(type name, content) of an object member whose content hashes to `hex_id`."""
+    data = _read_member(archive, member)
+    if hashlib.sha1(data).hexdigest() != hex_id:
+        raise _refused(
+            path, f"object {hex_id} does not match its hash (the archive is damaged or was altered)"
+        )
+    header, _, body = data.partition(b"\0")
+    object_type, _, size = header.partition(b" ")
+    if object_type not in TYPE_BY_NAME or not size.isdigit() or int(size) != len(body):
+        raise _refused(path, f"object {hex_id} is not a git object")
+    return object_type, body
+
+
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = archive.extractfile(member)
+    assert handle is not None  # a regular file (checked)
+    return handle.read()
+
+
+def _manifest_runs(manifest: Any, path: Path) -> list[ArchivedRun]:
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        raise _refused(path, f"it is not a gitexp export (no valid {MANIFEST})")
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > ARCHIVE_VERSION:
+        raise _refused(path, f"its format version {version!r} is newer than this gitexp reads")
+    entries = manifest.get("runs")
+    if not isinstance(entries, list):
+        raise _refused(path, f"its {MANIFEST} has no list of runs")
+    runs: dict[str, ArchivedRun] = {}
+    for entry in entries:
+        run = _manifest_run(entry, path)
+        if run.ref in runs:
+            raise _refused(path, f"its {MANIFEST} lists {run.id} twice")
+        runs[run.ref] = run
+    return list(runs.values())
+
+
+def _manifest_run(entry: Any, path: Path) -> ArchivedRun:
+    if not isinstance(entry, dict):
+        raise _refused(path, f"its {MANIFEST} has a run that is not an object")
+    ref, commit, record = entry.get("ref"), entry.get("commit"), entry.get("record")
+    parsed = parse_run_ref(ref) if isinstance(ref, str) else None
+    if parsed is None or not isinstance(ref, str) or entry.get("id") != "/".join(parsed):
+        raise _refused(path, f"its {MANIFEST} has a run with an invalid ref or id")
+    if not isinstance(commit, str) or not HEX_ID.match(commit):
+        raise _refused(path, f"its {MANIFEST} gives {ref} an invalid commit")
+    if record is not None and not isinstance(record, dict):
+        raise _refused(path, f"the record of {ref} in its {MANIFEST} is not an object")
+    if record is not None and (
+        record.get("commit") not in (None, commit) or record.get("ref") not in (None, ref)
+    ):
+        raise _refused(path, f"the record of {ref} in its {MANIFEST} is of another run")
+    return ArchivedRun(parsed[0], parsed[1], ref, commit, record)
+
+
+def _classify(
+    repo: pygit2.Repository, runs: list[ArchivedRun], report: ImportReport
+) -> list[ArchivedRun]:
+    """The runs to create; the others go to `report.present` or `report.conflicts`."""
+    ours = dict(store.list_run_refs(repo))
+    new = []
+    for run in runs:
+        if run.ref not in ours:
+            new.append(run)
+        elif ours[run.ref] == run.commit:
+            report.present.append(run.id)
+        else:
+            report.conflicts.append(run.id)
+    return new
+
+
+def _write_objects(
+    repo: pygit2.Repository, path: Path, root: Path, staging: Path, new_runs: set[str]
+) -> dict[str, int]:
+    """Write every object, and stage the run directories of `new_runs`; bytes staged per run."""
+    staged: dict[str, int] = {}
+    with _open_archive(path) as archive:
+        for member, kind, value in _members(archive, path, root):
+            if kind == "object":
+                object_type, body = _read_object(archive, member, value, path)
+                written = repo.odb.write(TYPE_BY_NAME[object_type], body)
+                if str(written) != value:
+                    raise _refused(path, f"object {value} changed while it was imported")
+            elif kind == "file":
+                run_id, _, relative = value.partition("\0")
+                if run_id in new_runs:
+                    try:
+                        _stage_file(archive, member, staging / run_id / relative)
+                    except OSError as exc:
+                        raise GitExpError(
+                            f"cannot unpack {relative} of {run_id}: {exc.strerror or exc}"
+                        ) from None
+                    staged[run_id] = staged.get(run_id, 0) + member.size
+    return staged
+
+
+def _stage_file(archive: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    """Write a member as a new regular file; the staging directory holds nothing but ours."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = archive.extractfile(member)
+    assert source is not None
+    with source, open(target, "xb") as handle:
+        shutil.copyfileobj(source, handle, COPY_CHUNK)
+    target.chmod(0o755 if member.mode & 0o100 else 0o644)
+    os.utime(target, (member.mtime, member.mtime))
+
+
+def _move_run_dir(
+    run: ArchivedRun, staging: Path, root: Path, staged: dict[str, int], report: ImportReport
+) -> str | None:
+    """Move the staged run directory into place; where this clone's record should point."""
+    source = staging / run.id
+    target = rundir.run_directory(root, run.name, run.run_id)
+    if not source.is_dir():
+        return None
+    if os.path.lexists(target):
+        report.warnings.append(f"{target} exists already: kept as it is, not unpacked again")
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(source, target)
+    report.bytes_unpacked += staged.get(run.id, 0)
+    return str(target)
+
+
+def _write_records(
+    repo: pygit2.Repository,
+    runs: list[ArchivedRun],
+    run_dirs: Mapping[str, str | None],
+    signature: pygit2.Signature,
+    report: ImportReport,
+) -> None:
+    """Write the records of `runs` in one notes commit, merged with the ones already here."""
+    warnings: list[str] = []
+    updated: list[str] = []
+
+    def next_commit(tip: pygit2.Commit | None) -> pygit2.Oid | None:
+        warnings.clear()
+        changes, changed_here = _record_changes(store.notes_of(repo, tip), runs, run_dirs, warnings)
+        updated[:] = changed_here
+        if not changes:
+            return None
+        return store.notes_commit_with(repo, tip, changes, [], NOTES_MESSAGE, signature)
+
+    store.swap_notes(repo, next_commit, "notes: 'git exp import'")
+    report.records_updated = updated
+    report.warnings.extend(warnings)
+
+
+def _record_changes(
+    notes: Mapping[str, bytes],
+    runs: list[ArchivedRun],
+    run_dirs: Mapping[str, str | None],
+    warnings: list[str],
+) -> tuple[dict[str, bytes], list[str]]:
+    """(new notes by commit, ids of runs already here whose record changed)."""
+    changes: dict[str, bytes] = {}
+    updated: list[str] = []
+    for run in runs:
+        if run.record is None:
+            warnings.append(f"{run.id} has no record in the archive")
+            continue
+        incoming = dict(run.record)
+        existing = notes.get(run.commit)
+        if existing is None:
+            if run_dirs.get(run.id):
+                incoming["run_dir"] = run_dirs[run.id]
+            changes[run.commit] = dump_record(incoming)
+            continue
+        try:
+            local = load_record(existing)
+        except ValueError:
+            warnings.append(f"the record of {run.id} here is unreadable: kept as it is")
+            continue
+        merged = merge_records(local, incoming, None)
+        merged["run_dir"] = local.get("run_dir")  # where this clone keeps its output
+        if merged != local:
+            changes[run.commit] = dump_record(merged)
+            updated.append(run.id)
+    return changes, updated
+
+
+def _refused(path: Path, reason: str) -> ArchiveError:
+    return ArchiveError(f"refusing {path.name}: {reason}")

@@ -1,0 +1,71 @@
+"""`git exp fetch` and `git exp pull`: bring a remote's runs and records, never overwriting.
+
+Run refs are fetched only where this clone has no ref of that name (a run is immutable, so
+one that exists here already is the same run). The remote's notes land in
+`refs/notes/remotes/<remote>/experiments`; `pull` then merges them into ours record by record
+(`git fetch` without `+` would accept a non-fast-forward notes update and lose local records).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pygit2
+
+from gitexp import store
+from gitexp.commands.push import default_remote
+from gitexp.ids import REF_PREFIX, parse_run_ref
+from gitexp.repository import identity
+from gitexp.sync import NotesMerge, merge_notes
+from gitexp.transport import remote_refs, run_git
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    new_runs: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    records: NotesMerge | None = None
+
+
+def tracking_notes_ref(remote: str) -> str:
+    return f"refs/notes/remotes/{remote}/experiments"
+
+
+def fetch_runs(
+    repo: pygit2.Repository, remote: str | None, environ: Mapping[str, str]
+) -> FetchResult:
+    """Fetch the remote's run refs this clone lacks, and its notes into the tracking ref."""
+    remote = default_remote(repo, remote)
+    result = FetchResult(remote)
+    theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*", store.NOTES_REF], environ)
+    ours = dict(store.list_run_refs(repo))
+    refspecs = []
+    for ref, oid in sorted(theirs.items()):
+        if ref == store.NOTES_REF:
+            refspecs.append(f"+{ref}:{tracking_notes_ref(remote)}")
+        elif parse_run_ref(ref) is None:
+            continue
+        elif ref not in ours:
+            refspecs.append(f"{ref}:{ref}")
+            result.new_runs.append(ref[len(REF_PREFIX) :])
+        elif ours[ref] != oid:
+            result.conflicts.append(ref[len(REF_PREFIX) :])
+    if refspecs:
+        run_git(
+            repo,
+            ["fetch", "--no-tags", "--no-write-fetch-head", "--stdin", remote],
+            environ,
+            stdin="\n".join(refspecs) + "\n",
+        )
+    return result
+
+
+def pull_runs(
+    repo: pygit2.Repository, remote: str | None, environ: Mapping[str, str]
+) -> FetchResult:
+    """fetch_runs, then merge the remote's records into refs/notes/experiments."""
+    result = fetch_runs(repo, remote, environ)
+    result.records = merge_notes(repo, tracking_notes_ref(result.remote), identity(repo, environ))
+    return result

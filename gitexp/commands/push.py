@@ -1,0 +1,101 @@
+"""`git exp push`: send runs and their records to a remote, never forcing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pygit2
+
+from gitexp import store
+from gitexp.errors import GitExpError
+from gitexp.ids import REF_PREFIX
+from gitexp.listing import list_runs, resolve_run_spec
+from gitexp.transport import TransportError, run_git
+
+NOTES_REJECTED = (
+    "the remote has run records this clone does not have yet: run `git exp pull {remote}`, "
+    "then push again"
+)
+
+
+@dataclass
+class PushResult:
+    remote: str
+    pushed: list[str] = field(default_factory=list)
+    up_to_date: int = 0
+    records: str = "up to date"  # or "pushed", "none"
+
+
+def push_runs(
+    repo: pygit2.Repository,
+    remote: str | None,
+    specs: Sequence[str],
+    environ: Mapping[str, str],
+) -> PushResult:
+    """Push the named runs (default: all) and refs/notes/experiments to `remote`."""
+    remote = default_remote(repo, remote)
+    if specs:
+        runs = list_runs(repo)
+        refs = sorted({resolve_run_spec(runs, spec).ref for spec in specs})
+        refspecs = [f"{ref}:{ref}" for ref in refs]
+    else:
+        refspecs = [f"{REF_PREFIX}*:{REF_PREFIX}*"]
+    has_notes = repo.references.get(store.NOTES_REF) is not None
+    if has_notes:
+        refspecs.append(f"{store.NOTES_REF}:{store.NOTES_REF}")
+    result = run_git(
+        repo, ["push", "--porcelain", remote, *refspecs], environ, allowed_codes=(0, 1)
+    )
+    return _read_push_report(result.stdout, result.stderr, remote, has_notes, result.returncode)
+
+
+def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
+    """`remote`, else `exp.remote`, else the current branch's remote, else `origin`."""
+    candidates = [remote, _config(repo, "exp.remote")]
+    if not repo.head_is_detached and not repo.head_is_unborn:
+        candidates.append(_config(repo, f"branch.{repo.head.shorthand}.remote"))
+    candidates.append("origin")
+    chosen = next(name for name in candidates if name)
+    if chosen not in set(repo.remotes.names()):
+        raise GitExpError(f"no such remote '{chosen}' (git remote -v lists them)")
+    return chosen
+
+
+def _read_push_report(
+    stdout: str, stderr: str, remote: str, has_notes: bool, code: int
+) -> PushResult:
+    """Interpret `git push --porcelain`: one `<flag>\\t<from>:<to>\\t<summary>` line per ref."""
+    result = PushResult(remote, records="up to date" if has_notes else "none")
+    rejected = []
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or len(parts[0]) != 1:
+            continue
+        flag, (_, _, target) = parts[0], parts[1].partition(":")
+        if flag == "!":
+            rejected.append(target)
+        elif target == store.NOTES_REF:
+            result.records = "up to date" if flag == "=" else "pushed"
+        elif flag == "=":
+            result.up_to_date += 1
+        else:
+            result.pushed.append(target)
+    if store.NOTES_REF in rejected:
+        raise TransportError(NOTES_REJECTED.format(remote=remote))
+    if rejected:
+        raise TransportError(
+            f"the remote refused {len(rejected)} run ref(s), e.g. {rejected[0]}: "
+            "a run of that id already exists there with another snapshot"
+        )
+    if code != 0:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        raise TransportError(f"git push failed: {lines[-1] if lines else 'exit status 1'}")
+    return result
+
+
+def _config(repo: pygit2.Repository, key: str) -> str | None:
+    try:
+        return repo.config[key]
+    except KeyError:
+        return None

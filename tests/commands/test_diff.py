@@ -1,0 +1,445 @@
+"""`git exp diff`: the code part agrees with real `git diff`, then params, metrics, environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import click
+import pygit2
+import pytest
+from conftest import git
+from helpers_diff import git_bytes, invoke, snapshot_run
+from helpers_e2e import add_all_tree, git_exp, repo_state, run_core, user_env, write_program
+
+from gitexp.commands.diff import diff_environment, diff_metrics, diff_runs
+from gitexp.errors import AmbiguousRunError
+from gitexp.revisions import UnknownRevisionError
+from gitexp.treediff import Pathspec, name_only_lines, stat_lines
+
+A_ID, B_ID = "train/20260101.001.aaaa", "train/20260101.002.bbbb"
+A_RECORD = {
+    "params": {"lr": 0.1, "epochs": 10, "momentum": 0.9, "flag": True},
+    "metrics": {
+        "loss": {"last": 0.5, "min": 0.4, "max": 2.0, "count": 10, "step": 9},
+        "val_acc": {"last": 0.8, "min": 0.5, "max": 0.85, "count": 10, "step": 9},
+        "old_metric": {"last": 1, "min": 1, "max": 1, "count": 1, "step": 0},
+    },
+    "python": {"executable": "/usr/bin/python3", "version": "3.10.12", "implementation": "CPython"},
+    "packages": {"torch": "2.1.0", "numpy": "1.26.0"},
+    "env": {"CUDA_VISIBLE_DEVICES": "0"},
+    "gpus": [{"index": 0, "name": "A100", "uuid": "GPU-1", "memory_total_mib": 81920}],
+    "host": {"hostname": "box1", "platform": "Linux-6.1", "cpu_count": 8, "memory_bytes": 64},
+}
+B_RECORD = {
+    "params": {"lr": 0.01, "epochs": 10, "dropout": 0.5, "flag": 1},
+    "metrics": {
+        "loss": {"last": 0.3, "min": 0.3, "max": 2.0, "count": 10, "step": 9},
+        "val_acc": {"last": 0.9, "min": 0.5, "max": 0.9, "count": 10, "step": 9},
+        "new_metric": {"last": 7, "min": 7, "max": 7, "count": 1, "step": 0},
+    },
+    "python": {"executable": "/usr/bin/python3", "version": "3.11.4", "implementation": "CPython"},
+    "packages": {"torch": "2.2.0", "jax": "0.4.1"},
+    "env": {"CUDA_VISIBLE_DEVICES": "0"},
+    "gpus": [{"index": 0, "name": "A100", "uuid": "GPU-2", "memory_total_mib": 81920}],
+    "host": {"hostname": "box2", "platform": "Linux-6.1", "cpu_count": 8, "memory_bytes": 64},
+}
+
+
+def write(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+
+
+def first_version(repo: Path) -> None:
+    write(
+        repo / "src/model.py", "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30))
+    )
+    write(repo / "src/pkg/long_module_name.py", "".join(f"line {i}\n" for i in range(40)))
+    write(repo / "gone.txt", "bye\n")
+    write(repo / "run.sh", "#!/bin/sh\necho hi\n")
+    write(repo / "data.bin", bytes(range(256)) * 4)
+    write(repo / "noeol", "a\nb")
+    write(repo / "big.txt", "".join(f"row {i}\n" for i in range(300)))
+    write(repo / "conf/exact.cfg", "same content\n")
+    for i, lines in enumerate((3, 8)):
+        # Mostly a last line without a newline, which git's similarity ignores (libgit2's not).
+        write(repo / f"o{i}.txt", "".join(f"line number {j}\n" for j in range(lines)) + "z" * 63)
+
+
+def second_version(repo: Path) -> None:
+    model = (repo / "src/model.py").read_text()
+    model = model.replace("return x + 5", "return x * 5").replace(
+        "return x + 20", "return x - 20\n    # changed"
+    )
+    write(repo / "src/model.py", model)
+    (repo / "gone.txt").unlink()
+    renamed = (repo / "src/pkg/long_module_name.py").read_text().replace("line 3\n", "line 3!\n")
+    (repo / "src/pkg/long_module_name.py").unlink()
+    write(repo / "src/pkg/renamed_module.py", renamed)
+    (repo / "run.sh").chmod(0o755)
+    write(repo / "data.bin", bytes(range(256)) * 5)
+    write(repo / "new.txt", "new file\n")
+    write(repo / "empty_new", "")
+    os.symlink("new.txt", repo / "link")
+    write(repo / "noeol", "a\nc")
+    write(repo / "caf\u00e9 \u00e0.txt", "unicode name\n")
+    write(repo / "big.txt", "".join(f"row {i * 7}\n" for i in range(280)))
+    (repo / "conf/exact.cfg").rename(repo / "exact.cfg")
+    for i in range(2):
+        text = (repo / f"o{i}.txt").read_text().replace("line number 0", "LINE NUMBER 0")
+        (repo / f"o{i}.txt").unlink()
+        write(repo / f"n{i}.txt", text)
+
+
+@pytest.fixture
+def two_runs(repo_dir: Path) -> tuple[str, str]:
+    """Runs A and B of the same repository, the working tree changed in every usual way."""
+    first_version(repo_dir)
+    _, a = snapshot_run(repo_dir, "20260101.001.aaaa", A_RECORD)
+    second_version(repo_dir)
+    _, b = snapshot_run(
+        repo_dir, "20260101.002.bbbb", B_RECORD, started_at="2026-01-02T10:00:00+00:00"
+    )
+    return a, b
+
+
+def repo() -> pygit2.Repository:
+    return pygit2.Repository(".")
+
+
+def git_diff(repo_dir: Path, *args: str) -> bytes:
+    return git_bytes(repo_dir, "diff", *args)
+
+
+def code_bytes(a: str, b: str | None, paths: tuple[str, ...] = ()) -> bytes:
+    result = diff_runs(repo(), a, b, Pathspec.parse(paths))
+    return b"".join(change.patch for change in result.code or [])
+
+
+def test_patches_agree_with_git_diff(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    expected = git_diff(repo_dir, a, b)
+    assert b"rename from src/pkg/long_module_name.py" in expected  # the cases are all there
+    assert b"old mode 100644\nnew mode 100755" in expected
+    assert b"Binary files a/data.bin and b/data.bin differ" in expected
+    assert b"similarity index 100%\nrename from conf/exact.cfg" in expected
+    assert b"new file mode 120000" in expected
+    assert b"\\ No newline at end of file" in expected
+    assert b"new file mode 100644\nindex 0000000..e69de29\n" in expected
+    assert b"rename from o0.txt" not in expected and b"rename from o1.txt" in expected
+    assert code_bytes(A_ID, B_ID) == expected
+    assert code_bytes(B_ID, A_ID) == git_diff(repo_dir, b, a)
+
+
+@pytest.mark.parametrize("width", [80, 50, 200])
+def test_stat_and_names_agree_with_git(
+    repo_dir: Path, two_runs: tuple[str, str], width: int
+) -> None:
+    a, b = two_runs
+    changes = diff_runs(repo(), A_ID, B_ID).code or []
+    stat = "\n".join(stat_lines(changes, width)) + "\n"
+    assert stat == git_diff(repo_dir, f"--stat={width}", a, b).decode()
+    names = "\n".join(name_only_lines(changes)) + "\n"
+    assert names == git_diff(repo_dir, "--name-only", a, b).decode()
+
+
+PATHSPECS = [
+    ("src",),
+    ("src/",),
+    ("src/pkg/renamed_module.py",),  # only the new side of a rename: an add, as in git
+    ("src/pkg/long_module_name.py",),
+    ("*.txt",),
+    ("s?c/*",),
+    ("su",),
+    ("exact.cfg", "conf"),
+    (":!src", ":^*.bin"),
+    ("no-such-path",),
+]
+
+
+@pytest.mark.parametrize("paths", PATHSPECS)
+def test_pathspecs_agree_with_git(
+    repo_dir: Path, two_runs: tuple[str, str], paths: tuple[str, ...]
+) -> None:
+    a, b = two_runs
+    assert code_bytes(A_ID, B_ID, paths) == git_diff(repo_dir, a, b, "--", *paths)
+    changes = diff_runs(repo(), A_ID, B_ID, Pathspec.parse(paths)).code or []
+    expected_stat = git_diff(repo_dir, "--stat=80", a, b, "--", *paths).decode()
+    assert "".join(line + "\n" for line in stat_lines(changes, 80)) == expected_stat
+
+
+def test_pathspecs_are_relative_to_the_current_directory(
+    repo_dir: Path, two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two_runs
+    monkeypatch.chdir(repo_dir / "src")
+    result = invoke("diff", A_ID, B_ID, "--name-only", "--no-color", "--", "pkg", "../noeol")
+    assert result.exit_code == 0, result.output
+    expected = git(repo_dir / "src", "diff", "--name-only", a, b, "--", "pkg", "../noeol")
+    assert result.stdout.startswith(expected)
+
+
+def test_abbreviations_follow_core_abbrev(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    git(repo_dir, "config", "core.abbrev", "12")
+    expected = git_diff(repo_dir, a, b)
+    assert re.search(rb"^index [0-9a-f]{12}\.\.[0-9a-f]{12} 100644$", expected, re.MULTILINE)
+    assert code_bytes(A_ID, B_ID) == expected
+
+
+def test_revisions_and_the_working_tree(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    (repo_dir / "src/model.py").write_text("changed after the run\n")
+    (repo_dir / "untracked.txt").write_text("not yet added\n")
+    (repo_dir / ".gitignore").write_text("*.log\n")
+    (repo_dir / "ignored.log").write_text("never shown\n")
+    worktree_tree = add_all_tree(repo_dir, repo_dir.parent / "oracle")
+    assert code_bytes(A_ID, None) == git_diff(repo_dir, a, worktree_tree)
+    assert code_bytes("HEAD", None) == git_diff(repo_dir, "HEAD", worktree_tree)
+    assert code_bytes("HEAD", B_ID) == git_diff(repo_dir, "HEAD", b)
+    assert code_bytes(a, b) == git_diff(repo_dir, a, b)  # shas are revisions
+
+
+def test_cli_matches_git_byte_for_byte_for_revisions(
+    repo_dir: Path, two_runs: tuple[str, str]
+) -> None:
+    a, b = two_runs
+    git(repo_dir, "branch", "base", a)
+    git(repo_dir, "branch", "tip", b)
+    result = invoke("diff", "base", "tip")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == git_diff(repo_dir, "base", "tip")  # no record part
+    result = invoke("diff", "base", "tip", "--stat", "--stat-width", "80")
+    assert result.stdout == git_diff(repo_dir, "--stat=80", "base", "tip").decode()
+
+
+def test_a_run_wins_over_a_revision_of_the_same_name(
+    repo_dir: Path, two_runs: tuple[str, str]
+) -> None:
+    a, b = two_runs
+    git(repo_dir, "branch", "bbbb", a)  # `bbbb` is also the random part of run B
+    result = diff_runs(repo(), "bbbb", "HEAD")
+    assert result.a.kind == "run" and result.a.commit == b
+    assert diff_runs(repo(), "refs/heads/bbbb", "HEAD").a.commit == a
+
+
+def test_record_differences(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    result = diff_runs(repo(), A_ID, B_ID, code=False)
+    assert result.code is None
+    assert result.params == {
+        "changed": {"lr": {"a": 0.1, "b": 0.01}, "flag": {"a": True, "b": 1}},
+        "added": {"dropout": 0.5},
+        "removed": {"momentum": 0.9},
+    }
+    assert result.metrics == {
+        "loss": {
+            "a": {"last": 0.5, "min": 0.4, "max": 2.0},
+            "b": {"last": 0.3, "min": 0.3, "max": 2.0},
+            "delta": {"last": -0.2, "min": -0.1, "max": 0.0},
+        },
+        "val_acc": {
+            "a": {"last": 0.8, "min": 0.5, "max": 0.85},
+            "b": {"last": 0.9, "min": 0.5, "max": 0.9},
+            "delta": {"last": 0.1, "min": 0.0, "max": 0.05},
+        },
+        "old_metric": {"a": {"last": 1, "min": 1, "max": 1}, "b": None, "delta": None},
+        "new_metric": {"a": None, "b": {"last": 7, "min": 7, "max": 7}, "delta": None},
+    }
+    assert result.environment == {
+        "python": {"version": {"a": "3.10.12", "b": "3.11.4"}},
+        "packages": {
+            "changed": {"torch": {"a": "2.1.0", "b": "2.2.0"}},
+            "added": {"jax": "0.4.1"},
+            "removed": {"numpy": "1.26.0"},
+        },
+        "env": {"changed": {}, "added": {}, "removed": {}},
+        "gpus": None,  # another card of the same model: not a difference
+        "host": {"hostname": {"a": "box1", "b": "box2"}},
+    }
+    assert result.has_differences()
+
+
+def test_environment_and_metric_edge_cases() -> None:
+    gpu = {"index": 0, "name": "A100", "memory_total_mib": 81920, "driver_version": "535"}
+    env = diff_environment({"gpus": [gpu]}, {"gpus": [], "python": {"version": "3.12.1"}})
+    assert env["gpus"] == {"a": [gpu], "b": []}
+    assert env["python"] == {"version": {"a": None, "b": "3.12.1"}}
+    metrics = diff_metrics(
+        {"m": {"last": None, "min": 1, "max": "x"}}, {"m": {"last": 2, "min": 1.5, "max": 3}}
+    )
+    assert metrics["m"]["delta"] == {"last": None, "min": 0.5, "max": None}
+
+
+def test_text_output_of_the_record_part(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    result = invoke("diff", "aaaa", "bbbb", "--no-code")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"A: {A_ID}   B: {B_ID}",
+        "params:",
+        "  ~ lr: 0.1 → 0.01",
+        "  ~ flag: true → 1",
+        "  + dropout: 0.5",
+        "  - momentum: 0.9",
+        "metrics:",
+        "  metric      stat     A    B    B−A",
+        "  loss        last   0.5  0.3   -0.2",
+        "              min    0.4  0.3   -0.1",
+        "              max      2    2      0",
+        "  val_acc     last   0.8  0.9   +0.1",
+        "              min    0.5  0.5      0",
+        "              max   0.85  0.9  +0.05",
+        "  old_metric  last     1    -      -",
+        "  new_metric  last     -    7      -",
+        "environment:",
+        "  ~ python.version: 3.10.12 → 3.11.4",
+        "  ~ host.hostname: box1 → box2",
+        "  ~ packages.torch: 2.1.0 → 2.2.0",
+        "  + packages.jax: 0.4.1",
+        "  - packages.numpy: 1.26.0",
+    ]
+
+
+def test_code_then_record(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    result = invoke("diff", A_ID, B_ID, "--", "noeol")
+    patch = git_diff(repo_dir, a, b, "--", "noeol")
+    assert result.stdout_bytes.startswith(patch + b"\nA: ")
+    result = invoke("diff", A_ID, "HEAD", "--name-only")
+    assert result.stdout.endswith(
+        "\nrecord: B (HEAD) is a git revision, not a run: only the code is compared\n"
+    )
+
+
+def test_colour(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    coloured = invoke("diff", A_ID, B_ID, "--color", "--", "noeol", color=True).stdout
+    assert "\x1b[1mdiff --git a/noeol b/noeol\x1b[0m" in coloured
+    assert "\x1b[36m@@ -1,2 +1,2 @@\x1b[0m" in coloured
+    assert "\x1b[31m-b\x1b[0m" in coloured and "\x1b[32m+c\x1b[0m" in coloured
+    assert click.unstyle(coloured) == invoke("diff", A_ID, B_ID, "--", "noeol").stdout
+    plain = invoke("diff", A_ID, B_ID, "--no-color", "--", "noeol", color=True).stdout
+    assert "\x1b[" not in plain
+
+
+def test_json(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    data = json.loads(invoke("diff", A_ID, B_ID, "--json").stdout)
+    assert data["a"] == {
+        "spec": A_ID,
+        "kind": "run",
+        "id": A_ID,
+        "commit": a,
+        "tree": git(repo_dir, "rev-parse", f"{a}^{{tree}}").strip(),
+    }
+    files = {entry["new_path"] or entry["old_path"]: entry for entry in data["code"]}
+    renamed = files["src/pkg/renamed_module.py"]
+    assert renamed["status"] == "renamed"
+    assert renamed["old_path"] == "src/pkg/long_module_name.py"
+    assert (renamed["additions"], renamed["deletions"], renamed["similarity"]) == (1, 1, 97)
+    assert files["gone.txt"]["status"] == "deleted" and files["gone.txt"]["new_path"] is None
+    assert files["run.sh"]["old_mode"] == "100644" and files["run.sh"]["new_mode"] == "100755"
+    assert files["data.bin"]["binary"] is True
+    assert "".join(entry["patch"] for entry in data["code"]).encode() == git_diff(
+        repo_dir, a, b
+    ).replace(b"\xc3\xa9", "é".encode())
+    assert data["params"]["added"] == {"dropout": 0.5}
+    assert data["metrics"]["loss"]["delta"]["last"] == -0.2
+    assert data["environment"]["host"] == {"hostname": {"a": "box1", "b": "box2"}}
+    no_code = json.loads(invoke("diff", A_ID, "HEAD", "--json", "--no-code").stdout)
+    assert no_code["code"] is None and no_code["params"] is None
+
+
+def test_exit_code(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    assert invoke("diff", A_ID, B_ID, "--exit-code").exit_code == 1
+    assert invoke("diff", A_ID, B_ID).exit_code == 0
+    assert invoke("diff", B_ID, B_ID, "--exit-code").exit_code == 0
+    assert invoke("diff", B_ID, "HEAD", "--exit-code", "--", "no-such-path").exit_code == 0
+
+
+def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    with pytest.raises(UnknownRevisionError) as unknown:
+        diff_runs(repo(), "zzzz", "HEAD")
+    assert str(unknown.value) == "unknown run or revision 'zzzz' (git exp log lists runs)"
+    snapshot_run(repo_dir, "20260101.003.xaaa")
+    with pytest.raises(AmbiguousRunError, match=r"^ambiguous run 'aaa': it matches"):
+        diff_runs(repo(), "aaa", "HEAD")
+    for args, message in [
+        (("nope", "HEAD"), "error: unknown run or revision 'nope' (git exp log lists runs)"),
+        (("HEAD^{tree}",), "error: 'HEAD^{tree}' is a tree, not a run or a commit"),
+        (("HEAD", "--", ":(icase)x"), "error: unsupported pathspec magic in ':(icase)x'"),
+        (("HEAD", "--", "../.."), "error: pathspec '../..' is outside the repository"),
+    ]:
+        code, stdout, stderr = run_main(*args)
+        assert (code, stdout, stderr) == (1, "", message + "\n"), args
+    usage = invoke("diff", "a", "b", "c")
+    assert usage.exit_code == 2
+    assert "too many runs: give A and B, and put paths after --" in usage.stderr
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """`git exp diff ARGS` through the real entry point (errors become one line)."""
+    result = git_exp(Path.cwd(), "diff", *args)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_the_repository_is_left_alone(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    (repo_dir / "src/model.py").write_text("dirty\n")
+    git(repo_dir, "add", "src/model.py")
+    (repo_dir / "untracked.txt").write_text("untracked\n")
+    before = repo_state(repo_dir)
+    for args in (
+        (A_ID, B_ID),
+        (A_ID,),
+        ("HEAD", "--stat"),
+        (A_ID, "--json", "--", "src"),
+        (B_ID, "--name-only"),
+    ):
+        assert invoke("diff", *args).exit_code == 0, args
+    assert repo_state(repo_dir) == before
+
+
+TRAIN = """
+import sys, gitexp
+gitexp.log(step=0, loss=1.0)
+gitexp.log(step=1, loss=float(sys.argv[2]))
+"""
+
+
+def test_end_to_end_through_git(repo_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    write_program(repo_dir / "train.py", TRAIN)
+    git(repo_dir, "add", "train.py")
+    git(repo_dir, "commit", "-q", "-m", "train")
+    first, _ = run_core(repo_dir, "train.py", "--lr", "0.5")
+    (repo_dir / "train.py").write_text(TRAIN.replace("loss=1.0", "loss=2.0"))
+    second, _ = run_core(repo_dir, "train.py", "--lr", "0.25")
+    capfd.readouterr()
+    before = repo_state(repo_dir)
+    result = git_exp(repo_dir, "diff", "@~1", "@")
+    assert result.returncode == 0, result.stderr
+    patch = git_diff(repo_dir, first.commit, second.commit).decode()
+    assert "-gitexp.log(step=0, loss=1.0)" in patch
+    assert result.stdout.startswith(patch + "\n")
+    assert "  ~ lr: 0.5 → 0.25" in result.stdout
+    assert "  loss    last  0.5  0.25  -0.25" in result.stdout
+    stat = git_exp(repo_dir, "diff", "@~1", "--stat", env=user_env({"COLUMNS": "60"}))
+    assert stat.stdout.startswith(git_diff(repo_dir, "--stat=60", first.commit).decode())
+    assert repo_state(repo_dir) == before
+
+
+def test_abbreviations_grow_with_packed_objects(repo_dir: Path) -> None:
+    blobs = b"".join(
+        b"blob\ndata %d\n%s\n" % (len(data), data)
+        for data in (b"blob %d\n" % i for i in range(17000))
+    )
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo_dir, input=blobs, check=True)
+    (repo_dir / "README").write_text("changed\n")
+    git(repo_dir, "commit", "-q", "-am", "change")
+    expected = git_diff(repo_dir, "HEAD~1", "HEAD")
+    assert re.search(rb"^index [0-9a-f]{8}\.\.[0-9a-f]{8} 100644$", expected, re.MULTILINE)
+    assert code_bytes("HEAD~1", "HEAD") == expected

@@ -1,0 +1,387 @@
+"""`git exp gc` removes the runs marked deleted (ref, note, run directory) and nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import pytest
+from conftest import git
+from helpers import SIGNATURE, make_run
+from helpers_e2e import fsck, git_exp, repo_state, run_core, run_refs, write_program
+from helpers_lifecycle import (
+    alive_host,
+    fake_run,
+    invoke_main,
+    notes_list,
+    run_dirs,
+    set_fields,
+)
+
+from gitexp import store
+from gitexp.commands.gc import InvalidAgeError, collect_garbage, parse_age
+from gitexp.record import new_record
+
+DAY = 86400.0
+
+
+def ago(seconds: float) -> str:
+    moment = dt.datetime.now().astimezone() - dt.timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def logdir(repo_dir: Path) -> Path:
+    return repo_dir / ".git" / "experiments"
+
+
+def make_fake(
+    repo: pygit2.Repository, repo_dir: Path, suffix: str, size: int = 100, **fields: Any
+) -> tuple[str, str]:
+    """A run `train/20260101.<suffix>` with a run directory of `size` bytes in the logdir."""
+    run_id = f"20260101.{suffix}"
+    run_dir = logdir(repo_dir) / "train" / run_id
+    files = {"output.log": b"o" * size, "artifacts/model.pt": b"m" * size}
+    return fake_run(repo, "train", run_id, run_dir, files, **fields)
+
+
+def snapshot(repo_dir: Path) -> dict[str, Any]:
+    """Every ref, every note's content, every run directory, and the user's own state."""
+    notes = {
+        obj: git(repo_dir, "cat-file", "-p", blob) for obj, blob in notes_list(repo_dir).items()
+    }
+    return {
+        "runs": run_refs(repo_dir),
+        "notes": notes,
+        "notes_ref": git(repo_dir, "rev-parse", "-q", "--verify", store.NOTES_REF, check=False),
+        "dirs": run_dirs(logdir(repo_dir)),
+        "user": repo_state(repo_dir),
+    }
+
+
+@pytest.fixture
+def repo(repo_dir: Path) -> pygit2.Repository:
+    return pygit2.Repository(str(repo_dir))
+
+
+def test_parse_age() -> None:
+    assert parse_age("0") == 0
+    assert parse_age("30d") == 30 * DAY
+    assert parse_age("12h") == 12 * 3600
+    assert parse_age("2w") == 14 * DAY
+    assert parse_age("90m") == 90 * 60
+    assert parse_age("45s") == 45
+    for bad in ("", "30", "1.5d", "-1d", "3y", "d"):
+        with pytest.raises(InvalidAgeError) as caught:
+            parse_age(bad)
+        assert str(caught.value) == (
+            f"invalid --older-than '{bad}': use a number and a unit (30d, 12h, 90m, 2w) or 0"
+        )
+
+
+def test_only_marked_runs_are_removed(repo: pygit2.Repository, repo_dir: Path) -> None:
+    _, gone1 = make_fake(repo, repo_dir, "001.aaaa", size=1000, deleted=ago(DAY))
+    _, gone2 = make_fake(repo, repo_dir, "002.bbbb", size=24, deleted=ago(60))
+    _, kept = make_fake(repo, repo_dir, "003.cccc")
+    make_fake(repo, repo_dir, "004.dddd", deleted=None, tags=["deleted"])
+    make_run(repo, "train", "20260101.005.eeee", None)  # a ref without a record
+    make_run(repo, "train", "20260101.006.ffff", b"{not json")
+    before = snapshot(repo_dir)
+
+    report = collect_garbage(repo)
+
+    assert sorted(run.id for run in report.removed) == [
+        "train/20260101.001.aaaa",
+        "train/20260101.002.bbbb",
+    ]
+    assert report.bytes_freed == 2 * 1000 + 2 * 24
+    assert (report.skipped, report.problems) == ([], [])
+    after = snapshot(repo_dir)
+    assert after["user"] == before["user"]
+    assert after["runs"] == {
+        ref: commit for ref, commit in before["runs"].items() if commit not in (gone1, gone2)
+    }
+    assert after["notes"] == {
+        obj: text for obj, text in before["notes"].items() if obj not in (gone1, gone2)
+    }
+    assert after["dirs"] == [
+        "train/20260101.003.cccc",
+        "train/20260101.004.dddd",
+    ]
+    assert kept in after["notes"]
+    fsck(repo_dir)
+    log = git(repo_dir, "log", "-1", "--format=%s", store.NOTES_REF).strip()
+    assert log == "Notes removed by 'git exp gc'"
+
+
+def test_dry_run_changes_nothing(repo: pygit2.Repository, repo_dir: Path) -> None:
+    make_fake(repo, repo_dir, "001.aaaa", size=500, deleted=ago(DAY))
+    make_fake(repo, repo_dir, "002.bbbb")
+    before = snapshot(repo_dir)
+
+    report = collect_garbage(repo, dry_run=True)
+
+    assert [run.id for run in report.removed] == ["train/20260101.001.aaaa"]
+    assert report.bytes_freed == 1000
+    assert snapshot(repo_dir) == before
+
+
+def test_older_than(repo: pygit2.Repository, repo_dir: Path) -> None:
+    make_fake(repo, repo_dir, "001.aaaa", deleted=ago(40 * DAY))
+    make_fake(repo, repo_dir, "002.bbbb", deleted=ago(2 * DAY))
+    make_fake(repo, repo_dir, "003.cccc", deleted="sometime")
+
+    report = collect_garbage(repo, older_than=30 * DAY)
+
+    assert [run.id for run in report.removed] == ["train/20260101.001.aaaa"]
+    reasons = {skip.id: skip.reason for skip in report.skipped}
+    assert reasons["train/20260101.002.bbbb"].startswith("marked deleted 48h00m ago")
+    assert reasons["train/20260101.003.cccc"] == (
+        "its deletion time 'sometime' cannot be read (--older-than 0 removes it)"
+    )
+    assert sorted(run_refs(repo_dir)) == [
+        "refs/experiments/train/20260101.002.bbbb",
+        "refs/experiments/train/20260101.003.cccc",
+    ]
+    report = collect_garbage(repo, older_than=0)
+    assert sorted(run.id for run in report.removed) == [
+        "train/20260101.002.bbbb",
+        "train/20260101.003.cccc",
+    ]
+    assert run_refs(repo_dir) == {}
+    assert notes_list(repo_dir) == {}
+    assert git(repo_dir, "ls-tree", store.NOTES_REF) == ""
+    fsck(repo_dir)
+
+
+def test_a_running_run_is_skipped(repo: pygit2.Repository, repo_dir: Path) -> None:
+    make_fake(repo, repo_dir, "001.aaaa", status="running", host=alive_host(), deleted=ago(DAY))
+    before = snapshot(repo_dir)
+
+    report = collect_garbage(repo)
+
+    assert report.removed == []
+    assert [(s.id, s.reason) for s in report.skipped] == [
+        ("train/20260101.001.aaaa", "still running; gc removes it once it has finished")
+    ]
+    assert snapshot(repo_dir) == before
+
+
+def test_run_directories_outside_the_logdir_are_left_alone(
+    repo: pygit2.Repository, repo_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "data.bin").write_bytes(b"keep me")
+    name_dir = logdir(repo_dir) / "train"
+    make_fake(repo, repo_dir, "002.bbbb")  # lives in name_dir: must survive
+    make_run(
+        repo,
+        "train",
+        "20260101.001.aaaa",
+        new_record(name="train", run_dir=str(outside), deleted=ago(DAY), status="failed"),
+    )
+    make_run(
+        repo,
+        "train",
+        "20260101.003.cccc",
+        new_record(name="train", run_dir=str(name_dir), deleted=ago(DAY), status="failed"),
+    )
+    link = logdir(repo_dir) / "train" / "20260101.004.dddd"
+    link.symlink_to(outside)
+    make_run(
+        repo,
+        "train",
+        "20260101.004.dddd",
+        new_record(name="train", run_dir=str(link), deleted=ago(DAY), status="failed"),
+    )
+
+    report = collect_garbage(repo)
+
+    assert sorted(run.id for run in report.removed) == [
+        "train/20260101.001.aaaa",
+        "train/20260101.003.cccc",
+        "train/20260101.004.dddd",
+    ]
+    assert all(run.run_dir is None and run.run_dir_kept for run in report.removed)
+    assert report.bytes_freed == 0
+    assert (outside / "data.bin").read_bytes() == b"keep me"
+    assert link.is_symlink()
+    assert run_dirs(logdir(repo_dir)) == ["train/20260101.002.bbbb", "train/20260101.004.dddd"]
+    assert list(run_refs(repo_dir)) == ["refs/experiments/train/20260101.002.bbbb"]
+
+
+def test_a_commit_another_ref_still_names_keeps_its_note(
+    repo: pygit2.Repository, repo_dir: Path
+) -> None:
+    _, commit = make_fake(repo, repo_dir, "001.aaaa", deleted=ago(DAY))
+    git(repo_dir, "update-ref", "refs/experiments/by-hand", commit)  # not a run ref
+
+    report = collect_garbage(repo)
+
+    assert [run.id for run in report.removed] == ["train/20260101.001.aaaa"]
+    assert run_refs(repo_dir) == {"refs/experiments/by-hand": commit}
+    assert commit in notes_list(repo_dir)
+
+
+def test_a_restore_after_the_listing_wins(repo: pygit2.Repository, repo_dir: Path) -> None:
+    ref, commit = make_fake(repo, repo_dir, "001.aaaa", deleted=ago(DAY))
+    planned = collect_garbage(repo, dry_run=True).removed
+    set_fields(repo, commit, deleted=None)
+
+    from gitexp.commands.gc import GcSkip, _delete_refs
+
+    skipped: list[GcSkip] = []
+    assert _delete_refs(repo, planned, skipped) == []
+    assert [s.reason for s in skipped] == ["its deletion mark was cleared meanwhile"]
+    assert ref in run_refs(repo_dir)
+
+
+# --- store.remove_notes ------------------------------------------------------------------------
+
+
+def notes_tree_from(repo: pygit2.Repository, layout: dict[str, bytes]) -> None:
+    """Point the notes ref at a commit whose tree has `layout` (paths as git writes them)."""
+    index = pygit2.Index()
+    for path, data in layout.items():
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+    tree = index.write_tree(repo)
+    commit = repo.create_commit(None, SIGNATURE, SIGNATURE, "notes\n", tree, [])
+    repo.references.create(store.NOTES_REF, commit, force=True)
+
+
+@pytest.mark.parametrize("layout", ["flat", "2/38", "2/2/36"])
+def test_remove_notes_in_every_layout(repo: pygit2.Repository, repo_dir: Path, layout: str) -> None:
+    commits = [make_run(repo, "train", f"20260101.00{i}.aaaa")[1] for i in range(1, 5)]
+    split = {"flat": lambda h: h, "2/38": lambda h: f"{h[:2]}/{h[2:]}"}.get(
+        layout, lambda h: f"{h[:2]}/{h[2:4]}/{h[4:]}"
+    )
+    notes_tree_from(repo, {split(c): f"note {c}\n".encode() for c in commits})
+    assert sorted(notes_list(repo_dir)) == sorted(commits)
+
+    removed = store.remove_notes(repo, [commits[0], commits[2], "0" * 40], SIGNATURE)
+
+    assert removed == sorted([commits[0], commits[2]])
+    assert sorted(notes_list(repo_dir)) == sorted([commits[1], commits[3]])
+    for kept in (commits[1], commits[3]):
+        assert git(repo_dir, "notes", "--ref", "experiments", "show", kept) == f"note {kept}\n"
+    paths = git(repo_dir, "ls-tree", "-r", "-t", "--name-only", store.NOTES_REF).split()
+    for gone in (commits[0], commits[2]):
+        assert not any(gone.startswith(p.replace("/", "")) and len(p) > 2 for p in paths)
+    assert store.remove_notes(repo, [commits[0]], SIGNATURE) == []  # nothing left to do
+    fsck(repo_dir)
+
+
+def _add_notes(repo_path: str, commits: list[str]) -> None:
+    repo = pygit2.Repository(repo_path)
+    for commit in commits:
+        store.update_note(repo, commit, _constant(f"{commit}\n".encode()), SIGNATURE)
+
+
+def _constant(data: bytes) -> Callable[[bytes | None], bytes]:
+    return lambda _old: data
+
+
+def test_remove_notes_keeps_notes_written_at_the_same_time(
+    repo: pygit2.Repository, repo_dir: Path
+) -> None:
+    doomed = [make_run(repo, "old", f"20260101.{i:03d}.aaaa", {"x": i})[1] for i in range(1, 9)]
+    fresh = [make_run(repo, "new", f"20260101.{i:03d}.bbbb")[1] for i in range(1, 25)]
+    context = multiprocessing.get_context("fork")
+    writers = [
+        context.Process(target=_add_notes, args=(str(repo_dir), fresh[i::3])) for i in range(3)
+    ]
+    for writer in writers:
+        writer.start()
+    for commit in doomed:
+        store.remove_notes(repo, [commit], SIGNATURE)
+    for writer in writers:
+        writer.join(30)
+        assert writer.exitcode == 0
+
+    assert sorted(notes_list(repo_dir)) == sorted(fresh)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_summary_json_and_errors(
+    repo: pygit2.Repository, repo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_fake(repo, repo_dir, "001.aaaa", size=512 * 1024, deleted=ago(DAY))
+    make_fake(repo, repo_dir, "002.bbbb", status="running", host=alive_host(), deleted=ago(DAY))
+
+    code, out, err = invoke_main(monkeypatch, "gc", "--older-than", "30")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: invalid --older-than '30': use a number and a unit (30d, 12h, 90m, 2w) or 0\n"
+    )
+
+    code, out, err = invoke_main(monkeypatch, "gc", "--dry-run")
+    assert code == 0
+    assert out == (
+        "would remove train/20260101.001.aaaa (1.0 MiB)\n"
+        "would remove 1 run, freeing 1.0 MiB (dry run: nothing changed)\n"
+    )
+    assert (
+        err
+        == "skipped train/20260101.002.bbbb: still running; gc removes it once it has finished\n"
+    )
+
+    code, out, err = invoke_main(monkeypatch, "gc", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["dry_run"], data["runs_removed"], data["bytes_freed"]) == (False, 1, 1048576)
+    assert data["removed"][0]["id"] == "train/20260101.001.aaaa"
+    assert data["removed"][0]["run_dir"] == str(logdir(repo_dir) / "train" / "20260101.001.aaaa")
+    assert data["skipped"] == [
+        {
+            "id": "train/20260101.002.bbbb",
+            "reason": "still running; gc removes it once it has finished",
+        }
+    ]
+
+    code, out, err = invoke_main(monkeypatch, "gc")
+    assert (code, out) == (0, "removed 0 runs, freed 0 B\n")
+
+
+def test_end_to_end_rm_then_gc(repo_dir: Path, tmp_path: Path) -> None:
+    logdir_root = tmp_path / "runs"
+    git(repo_dir, "config", "exp.logdir", str(logdir_root))
+    write_program(repo_dir / "train.py", "import gitexp\ngitexp.log(loss=1.0)\nprint('x' * 5000)\n")
+    git(repo_dir, "add", "train.py")
+    git(repo_dir, "commit", "-q", "-m", "train")
+    keep, _ = run_core(repo_dir, "train.py")
+    drop, _ = run_core(repo_dir, "train.py")
+    drop_dir = Path(drop.record["run_dir"])
+    expected = sum(f.stat().st_size for f in drop_dir.rglob("*") if f.is_file())
+    before = repo_state(repo_dir)
+
+    marked = git_exp(repo_dir, "rm", drop.run_id)
+    assert marked.returncode == 0, marked.stderr
+    dry = git_exp(repo_dir, "gc", "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert drop_dir.is_dir() and drop.ref in run_refs(repo_dir)
+    done = git_exp(repo_dir, "gc")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("removed 1 run, freed ")
+    assert json.loads(git_exp(repo_dir, "gc", "--json").stdout)["runs_removed"] == 0
+    assert expected > 5000
+    assert not drop_dir.exists()
+    assert Path(keep.record["run_dir"]).is_dir()
+    assert run_refs(repo_dir) == {keep.ref: keep.commit}
+    assert list(notes_list(repo_dir)) == [keep.commit]
+    assert json.loads(git(repo_dir, "notes", "--ref", "experiments", "show", keep.commit)) == (
+        keep.record
+    )
+    assert repo_state(repo_dir) == before
+    fsck(repo_dir)
+    listed = json.loads(git_exp(repo_dir, "log", "--json").stdout)
+    assert [run["id"] for run in listed] == [keep.run_id]
+    assert os.listdir(logdir_root / "train") == [keep.run_id.split("/")[1]]

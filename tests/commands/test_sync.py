@@ -1,0 +1,142 @@
+"""Sharing runs through a real bare remote: push, fetch, pull, and record-by-record merges."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import git
+from helpers_e2e import assert_one_error_line, git_exp, repo_state, write_program
+
+from gitexp.sync import merge_records
+
+PROGRAM = "import gitexp\ngitexp.log(step=1, loss=0.5)\n"
+
+
+@pytest.fixture
+def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A bare remote and two clones of it (`a` and `b`) with one shared commit."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    a, b = tmp_path / "a", tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(remote), str(a))
+    for clone in (a,):
+        git(clone, "config", "user.name", "A")
+        git(clone, "config", "user.email", "a@example.com")
+    write_program(a / "train.py", PROGRAM)
+    git(a, "add", "train.py")
+    git(a, "commit", "-q", "-m", "train")
+    git(a, "push", "-q", "origin", "main")
+    git(tmp_path, "clone", "-q", str(remote), str(b))
+    git(b, "config", "user.name", "B")
+    git(b, "config", "user.email", "b@example.com")
+    return remote, a, b
+
+
+def exp(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = git_exp(cwd, *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def records(cwd: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in json.loads(exp(cwd, "log", "--all", "--json").stdout)}
+
+
+def test_push_then_pull_brings_runs_and_records(clones: tuple[Path, Path, Path]) -> None:
+    remote, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "-t", "x", "train.py")
+    before = repo_state(b)
+    assert "2 run(s) pushed" in exp(a, "push").stdout
+    assert set(git(remote, "for-each-ref", "--format=%(refname)").split()) >= {
+        "refs/notes/experiments",
+        *(f"refs/experiments/{run}" for run in records(a)),
+    }
+    assert "2 new run(s), 2 record(s) added" in exp(b, "pull").stdout
+    assert records(b) == records(a)
+    assert repo_state(b) == before  # the user's branch, index, worktree untouched
+    assert git(b, "fsck", "--no-progress") == ""
+    # plain git sees the same refs and notes
+    for run, record in records(a).items():
+        shown = git(b, "notes", "--ref", "experiments", "show", f"refs/experiments/{run}")
+        assert json.loads(shown)["id"] == record["id"]
+
+
+def test_annotations_on_both_sides_all_survive(clones: tuple[Path, Path, Path]) -> None:
+    _, a, b = clones
+    exp(a, "run", "-m", "first", "train.py")
+    exp(a, "push")
+    exp(b, "pull")
+    exp(a, "tag", "@", "from-a")
+    exp(a, "note", "@", "--append", "seen on a")
+    exp(b, "tag", "@", "from-b")
+    exp(b, "note", "@", "--append", "seen on b")
+    exp(b, "note", "@", "message from b")  # the newer message
+    exp(a, "push")
+    rejected = git_exp(b, "push")
+    assert rejected.returncode == 1
+    assert_one_error_line(
+        rejected.stderr,
+        "the remote has run records this clone does not have yet: run `git exp pull origin`, "
+        "then push again",
+    )
+    assert "1 merged" in exp(b, "pull").stdout
+    exp(b, "push")
+    exp(a, "pull")
+    for clone in (a, b):
+        [record] = records(clone).values()
+        assert record["tags"] == ["from-b", "from-a"] or record["tags"] == ["from-a", "from-b"]
+        assert sorted(e["text"] for e in record["annotations"]) == ["seen on a", "seen on b"]
+        assert record["message"] == "message from b"
+        assert git(clone, "fsck", "--no-progress") == ""
+    assert records(a) == records(b)
+
+
+def test_fetch_does_not_touch_local_records(clones: tuple[Path, Path, Path]) -> None:
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    exp(b, "run", "train.py")
+    local_notes = git(b, "rev-parse", "refs/notes/experiments")
+    assert "1 new run(s)" in exp(b, "fetch").stdout
+    assert git(b, "rev-parse", "refs/notes/experiments") == local_notes
+    assert git(b, "rev-parse", "refs/notes/remotes/origin/experiments").strip()
+    exp(b, "pull")
+    assert len(records(b)) == 2
+
+
+def test_push_named_runs_only_and_unknown_remote(clones: tuple[Path, Path, Path]) -> None:
+    remote, a, _ = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    exp(a, "push", "origin", "@")
+    pushed = git(remote, "for-each-ref", "--format=%(refname)", "refs/experiments").split()
+    assert len(pushed) == 1
+    result = git_exp(a, "push", "nowhere")
+    assert_one_error_line(result.stderr, "no such remote 'nowhere' (git remote -v lists them)")
+
+
+def test_merge_records_rules() -> None:
+    base = {"status": "running", "tags": ["a"], "annotations": [], "message": "m", "deleted": None}
+    local = {**base, "tags": ["a", "l"], "message": "mine", "message_at": "2026-01-02"}
+    remote = {
+        **base,
+        "status": "succeeded",
+        "ended_at": "2026-01-03",
+        "metrics": {"loss": {"last": 1}},
+        "tags": ["r", "a"],
+        "message_at": "2026-01-01",
+        "deleted": "2026-01-04",
+        "annotations": [{"time": "t1", "author": "r", "text": "x"}],
+    }
+    merged = merge_records(local, remote, base)
+    assert merged["status"] == "succeeded" and merged["metrics"] == {"loss": {"last": 1}}
+    assert merged["tags"] == ["a", "l", "r"]
+    assert merged["message"] == "mine"  # newer message_at
+    assert merged["deleted"] == "2026-01-04"  # only the remote changed it since the base
+    assert merged["annotations"] == remote["annotations"]
+    restored = merge_records({**remote, "deleted": None}, remote, remote)
+    assert restored["deleted"] is None  # cleared locally since the base: the clear wins
