@@ -140,3 +140,22 @@ def test_merge_records_rules() -> None:
     assert merged["annotations"] == remote["annotations"]
     restored = merge_records({**remote, "deleted": None}, remote, remote)
     assert restored["deleted"] is None  # cleared locally since the base: the clear wins
+
+
+def test_shared_logdir_for_runs_started_on_several_clones_at_once(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Two clones (two "machines") writing run directories to one shared logdir at once."""
+    from helpers_e2e import start_git_exp, user_env
+
+    _, a, b = clones
+    write_program(b / "train.py", PROGRAM)
+    shared = tmp_path / "shared-logs"
+    env = user_env({"GITEXP_LOGDIR": str(shared)})
+    processes = [start_git_exp(clone, "run", "train.py", env=env) for clone in (a, b) * 3]
+    assert [process.wait(timeout=60) for process in processes] == [0] * 6
+    run_dirs = [r["run_dir"] for clone in (a, b) for r in records(clone).values()]
+    assert len(set(run_dirs)) == 6
+    for run_dir in run_dirs:
+        assert Path(run_dir).parent.parent == shared
+        assert (Path(run_dir) / "metrics.jsonl").read_text() == '{"step":1,"loss":0.5}\n'
