@@ -224,7 +224,11 @@ def params(values: Mapping[str, Any] | argparse.Namespace) -> None:
 
     import orjson
 
+    from gitexp.argparams import redact_params
+
     new = vars(values) if isinstance(values, argparse.Namespace) else dict(values)
+    # params.json travels with the run directory (`git exp export`): no secrets in it either.
+    new = redact_params(new)
     path = os.path.join(_run_dir, "params.json")
     with _lock:
         merged = _read_params(path)

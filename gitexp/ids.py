@@ -37,8 +37,11 @@ def validate_name(name: str) -> str:
     return name
 
 
-def printable(text: str) -> str:
-    """`text` with control characters escaped, safe to print on a terminal."""
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` with control characters escaped, safe to print on a terminal; with `limit`,
+    cut to that many characters (then `...`), so a 10 KB argument keeps an error one line."""
+    if limit is not None and len(text) > limit:
+        return printable(text[:limit]) + "..."
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 

@@ -39,7 +39,7 @@ def render_run(run: Run) -> list[str]:
             lines.append(_field(key.replace("_", " "), record[key]))
     if isinstance(record.get("reruns"), list) and record["reruns"]:
         lines.append(_field("reruns", ", ".join(str(run_id) for run_id in record["reruns"])))
-    if record.get("tags"):
+    if _list(record.get("tags")):
         lines.append(_field("tags", ", ".join(str(tag) for tag in record["tags"])))
     if record.get("deleted"):
         lines.append(_field("deleted", record["deleted"]))
@@ -48,9 +48,9 @@ def render_run(run: Run) -> list[str]:
     lines.extend(_metrics_block(record.get("metrics")))
     lines.extend(_environment_lines(record))
     lines.extend(_git_lines(record.get("git")))
-    for problem in record.get("problems") or []:
+    for problem in _list(record.get("problems")):
         lines.append(_field("problem", problem))
-    for entry in record.get("annotations") or []:
+    for entry in _list(record.get("annotations")):
         lines.append(_field("note", annotation_text(entry)))
     lines.extend(_artifact_lines(record.get("artifacts")))
     lines.append(_field("run dir", record.get("run_dir")))
@@ -173,10 +173,11 @@ def _git_lines(git: Any) -> list[str]:
     lines = []
     count = git.get("untracked_count") or 0
     if count:
-        listed = git.get("untracked") or []
-        shown = ", ".join(str(path) for path in listed[:5]) + (", ..." if count > 5 else "")
+        listed = _list(git.get("untracked"))
+        more = ", ..." if len(listed) > 5 or (isinstance(count, int) and count > 5) else ""
+        shown = ", ".join(str(path) for path in listed[:5]) + more
         lines.append(_field("untracked", f"{count} file(s) included: {shown}"))
-    for item in git.get("skipped") or []:
+    for item in _list(git.get("skipped")):
         if isinstance(item, dict):
             lines.append(
                 _field(
@@ -196,7 +197,7 @@ def annotation_text(entry: Any) -> str:
 
 def _artifact_lines(artifacts: Any) -> list[str]:
     """One line per artifact: name, size, short sha256 (`git exp artifact` gives the path)."""
-    entries = [item for item in artifacts or [] if isinstance(item, dict)]
+    entries = [item for item in _list(artifacts) if isinstance(item, dict)]
     if not entries:
         return []
     width = max(len(str(item.get("name"))) for item in entries) + 2
@@ -206,6 +207,11 @@ def _artifact_lines(artifacts: Any) -> list[str]:
         size = format_size(item.get("size"))
         lines.append(f"  {item.get('name')!s:<{width}}{size:>10}  sha256 {digest}")
     return lines
+
+
+def _list(value: Any) -> list[Any]:
+    """`value` when it is a list, else [] (records can come from other people's remotes)."""
+    return value if isinstance(value, list) else []
 
 
 def _compact(value: Any) -> str:

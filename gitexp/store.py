@@ -77,7 +77,7 @@ def read_all_notes(repo: pygit2.Repository) -> dict[str, bytes]:
     tip = notes_tip(repo)
     if tip is None:
         return {}
-    return {hex_id: _blob_data(repo, blob_id) for hex_id, blob_id in _walk_notes(tip.tree, "")}
+    return {hex_id: read_blob(repo, blob_id) for hex_id, blob_id in _walk_notes(tip.tree, "")}
 
 
 def update_note(
@@ -322,6 +322,17 @@ def _tree_with_note(
 
 def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid) -> bytes:
     return cast(pygit2.Blob, repo[oid]).data
+
+
+def read_blob(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
+    """The content of blob `oid`, straight from the object database."""
+    # odb.read skips building a Blob object: half the cost of repo[oid].data per note.
+    return cast(bytes, repo.odb.read(oid)[1])
+
+
+def walk_note_blobs(commit: pygit2.Commit) -> Iterator[tuple[str, pygit2.Oid]]:
+    """(annotated object hex, note blob id) of every note in the notes commit `commit`."""
+    return _walk_notes(commit.tree, "")
 
 
 def _subtree(repo: pygit2.Repository, oid: pygit2.Oid) -> pygit2.Tree:

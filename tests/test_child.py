@@ -78,6 +78,7 @@ def test_public_api() -> None:
         "flush",
         "log",
         "params",
+        "runs",  # reading runs back (gitexp.notebook), imported on the first call
     }
     assert isinstance(gitexp.__version__, str)
     with pytest.raises(AttributeError):

@@ -51,3 +51,37 @@ def test_readme_quick_start_commands_are_the_ci_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert ".venv/bin/python -m pytest" in readme
     assert ci.rstrip().endswith(".venv/bin/python -m pytest")
+
+
+def test_man_page_matches_help() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "generate_man_page", ROOT / "docs" / "generate_man_page.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actual = (ROOT / "docs" / "git-exp.1").read_text()
+    assert actual == module.man_page(), (
+        "regenerate: python docs/generate_man_page.py > docs/git-exp.1"
+    )
+
+
+def test_git_exp_help_through_git_shows_the_man_page(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    installed = Path(sys.prefix) / "share" / "man" / "man1" / "git-exp.1"
+    if not installed.exists() or shutil.which("man") is None:
+        pytest.skip(f"no man page installed at {installed} (editable install) or no man")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(MANPAGER="cat", PAGER="cat", MANWIDTH="100")
+    env.pop("MANPATH", None)
+    result = subprocess.run(
+        ["git", "exp", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "git exp run" in result.stdout

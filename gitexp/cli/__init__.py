@@ -21,6 +21,7 @@ from gitexp.cli import (
     init,
     log,
     note,
+    plot,
     pull,
     push,
     rerun,
@@ -29,6 +30,7 @@ from gitexp.cli import (
     show,
     status,
     tag,
+    ui,
 )
 from gitexp.cli.common import CONTEXT, safe
 from gitexp.errors import GitExpError
@@ -40,6 +42,7 @@ COMMANDS = (
     show.show,
     diff.diff,
     compare.compare,
+    plot.plot,
     checkout.checkout,
     rerun.rerun,
     note.note,
@@ -55,6 +58,7 @@ COMMANDS = (
     init.init,
     export.export,
     export.import_runs,
+    ui.ui,
 )
 
 

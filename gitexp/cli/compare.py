@@ -82,7 +82,7 @@ def compare(
     cells = [
         [_cell(row.get(column), column, fmt) for column in table.columns] for row in table.rows
     ]
-    click.echo(render_table(table.columns, cells, fmt))
+    click.echo(render_table([safe(column) for column in table.columns], cells, fmt))
 
 
 def _cell(value: Any, column: str, fmt: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, log_line, open_repo, safe
+from gitexp.cli.common import CONTEXT, echo_json, log_lines, open_repo, safe
 
 STATUS_CHOICES = ["running", "succeeded", "failed", "interrupted", "crashed", "saved", "unreadable"]
 TABLE_COLUMNS = ["id", "status", "started_at", "duration_s", "commit", "metrics", "tags", "message"]
@@ -76,18 +78,30 @@ def log(
     from gitexp.commands.log import log_runs
     from gitexp.query import parse_since
 
-    runs = log_runs(
-        open_repo(),
-        names,
-        statuses,
-        tags,
-        max_count,
-        where=where,
-        since=parse_since(since, _now()) if since else None,
-        include_deleted=include_deleted,
-        sort=sort,
-        reverse=reverse,
-    )
+    # 100,000 runs in memory: every few hundred objects made while printing, a cyclic
+    # collection would rescan them all (seconds in total), and nothing here makes a cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        runs = log_runs(
+            open_repo(),
+            names,
+            statuses,
+            tags,
+            max_count,
+            where=where,
+            since=parse_since(since, _now()) if since else None,
+            include_deleted=include_deleted,
+            sort=sort,
+            reverse=reverse,
+        )
+        _print_runs(runs, fmt)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _print_runs(runs: list[Any], fmt: str | None) -> None:
     if fmt == "json":
         echo_json([run.as_json() for run in runs])
     elif fmt == "csv" or fmt == "md":
@@ -96,10 +110,11 @@ def log(
         rows = [_table_row(run) for run in runs]
         click.echo(render_table(TABLE_COLUMNS, rows, "csv" if fmt == "csv" else "md"))
     else:
-        now = time.time()
-        id_width = max((len(run.id) for run in runs), default=0)
-        for run in runs:
-            click.echo(log_line(run, now, id_width))
+        context = click.get_current_context()
+        colour = context.color if context.color is not None else sys.stdout.isatty()
+        lines = log_lines(runs, time.time(), colour)
+        if lines:
+            click.echo("\n".join(lines))
 
 
 def _table_row(run: Any) -> list[str]:
@@ -110,11 +125,13 @@ def _table_row(run: Any) -> list[str]:
     message = raw_message if isinstance(raw_message, str) else ""
     return [
         run.id,
-        run.status,
-        str(record.get("started_at") or ""),
-        format_value(record.get("duration_s")) if record.get("duration_s") is not None else "",
+        safe(run.status),
+        safe(str(record.get("started_at") or "")),
+        safe(
+            format_value(record.get("duration_s")) if record.get("duration_s") is not None else ""
+        ),
         run.commit[:12],
-        metrics_line(record.get("metrics")),
+        safe(metrics_line(record.get("metrics"))),
         " ".join(safe(tag) for tag in run.tags),
         safe(message.split("\n", 1)[0]),
     ]

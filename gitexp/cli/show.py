@@ -30,5 +30,6 @@ def show(run_spec: str, as_json: bool) -> None:
         return
     from gitexp.showtext import render_run
 
-    for line in render_run(run):
-        click.echo(safe(line, keep_colour=True))
+    for number, line in enumerate(render_run(run)):
+        # Only the first line (the run's id) is coloured; a record's own escapes never pass.
+        click.echo(safe(line, keep_colour=number == 0))

@@ -51,11 +51,11 @@ def _line(run: ActiveRun) -> str:
     if run.status == "running":
         when = f"running for {format_duration(run.elapsed_s)}"
     else:
-        when = f"started {format_duration(run.elapsed_s)} ago on {run.host or '-'}"
+        when = f"started {format_duration(run.elapsed_s)} ago on {safe(run.host or '-')}"
     parts = [
         click.style(run.id, fg="yellow"),
         f"pid {run.pid if run.pid is not None else '-'}",
         click.style(when, fg=STATUS_COLOURS.get(run.status)),
-        shlex.join(run.command),
+        safe(shlex.join(run.command)),
     ]
     return "  " + safe("  ".join(parts), keep_colour=True)

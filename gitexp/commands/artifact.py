@@ -71,7 +71,8 @@ def list_artifacts(
     run = resolve_run_spec(list_runs(repo), spec)
     record = run.record or {}
     run_dir = record.get("run_dir")
-    base = Path(run_dir) if isinstance(run_dir, str) and run_dir else None
+    usable = isinstance(run_dir, str) and bool(run_dir) and "\0" not in run_dir
+    base = Path(str(run_dir)) if usable else None  # a NUL byte: from a hostile record
     if record.get("status") == "running" and base is not None:
         entries: list[Any] = rundir.read_artifacts(base)[0]
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pygit2
-from pygit2.enums import CheckoutNotify, CheckoutStrategy, FileStatus, RepositoryState
+from pygit2.enums import CheckoutNotify, CheckoutStrategy, FileMode, FileStatus, RepositoryState
 
 from gitexp import environment, ids, store
 from gitexp.commands.run import claim_run_ref
@@ -181,6 +181,8 @@ def switch_working_tree(
     if obstacles or force:
         snapshot = snapshot_tree(repo, config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE))
         _refuse_unsavable(repo, run, obstacles, snapshot)
+    if force:
+        _refuse_what_force_cannot_overwrite(repo, run, commit.tree)
     if obstacles and not force:
         raise LocalChangesError(
             f"checking out {run.id} would overwrite local changes to {_list_paths(obstacles)}; "
@@ -202,6 +204,8 @@ def switch_working_tree(
     saved = None
     if to_save is not None:
         saved = save_local_state(repo, *to_save, environ, reason, previous)
+    if force:
+        _unlink_symlinks_in_the_way(repo, commit.tree)
     _check_out(repo, commit, force, run, previous, reason, branch_ref)
     return Switch(previous, saved, to_save is not None, _local_changes(repo))
 
@@ -232,18 +236,39 @@ def new_branch_ref(repo: pygit2.Repository, name: str) -> str:
 def local_changes_in_the_way(repo: pygit2.Repository, target: pygit2.Tree) -> list[str]:
     """The paths whose local state (staged, unstaged, untracked or ignored) checking out
     `target` would overwrite or delete."""
+    conflicts = _dry_run_conflicts(repo, target, SAFE)
+    head_tree = None if repo.head_is_unborn else repo.head.peel(pygit2.Tree)
+    changing = _changed_paths(repo, head_tree, target)
+    staged = set(_staged_paths(repo, head_tree))
+    return sorted(set(conflicts) | (changing & staged))
+
+
+def _dry_run_conflicts(
+    repo: pygit2.Repository, target: pygit2.Tree, strategy: CheckoutStrategy
+) -> list[str]:
+    """The paths libgit2 would refuse to touch when checking out `target` with `strategy`."""
     notes = _ConflictCollector()
     # A dry run still rewrites the index file (refreshing stat data) unless told not to.
-    dry_run = SAFE | CheckoutStrategy.DRY_RUN | CheckoutStrategy.DONT_WRITE_INDEX
+    dry_run = strategy | CheckoutStrategy.DRY_RUN | CheckoutStrategy.DONT_WRITE_INDEX
     try:
         repo.checkout_tree(target, strategy=dry_run, callbacks=notes)
     except pygit2.GitError as exc:
         if not notes.paths:
             raise GitExpError(f"cannot check out: {exc}") from None
-    head_tree = None if repo.head_is_unborn else repo.head.peel(pygit2.Tree)
-    changing = _changed_paths(repo, head_tree, target)
-    staged = set(_staged_paths(repo, head_tree))
-    return sorted(set(notes.paths) | (changing & staged))
+    return notes.paths
+
+
+def _refuse_what_force_cannot_overwrite(
+    repo: pygit2.Repository, run: Run, target: pygit2.Tree
+) -> None:
+    """Refuse before anything is saved or removed when even a forced checkout would fail
+    (libgit2 will not overwrite an ignored file, for one)."""
+    conflicts = _dry_run_conflicts(repo, target, FORCED)
+    if conflicts:
+        raise LocalChangesError(
+            f"cannot check out {run.id}, even with --force: {_list_paths(conflicts)} "
+            "would be overwritten (ignored files are never overwritten); move them away first"
+        )
 
 
 def reproduce_command(run: Run, workdir: Path) -> str | None:
@@ -377,6 +402,30 @@ def _create_worktree(
         if branch_ref is not None:
             store.delete_ref(repo, branch_ref)
         raise
+
+
+def _unlink_symlinks_in_the_way(repo: pygit2.Repository, tree: pygit2.Tree) -> None:
+    """Remove the symlinks standing where `tree` has a regular file (they are saved by now).
+
+    A forced libgit2 checkout (1.9) opens such a path for writing and follows the link:
+    it overwrites the link's target, even a file outside the working tree.
+    """
+    workdir = Path(repo.workdir)
+    for path, mode in _tree_files(repo, tree, ""):
+        full = workdir / path
+        if mode != FileMode.LINK and full.is_symlink():
+            full.unlink()
+
+
+def _tree_files(
+    repo: pygit2.Repository, tree: pygit2.Tree, prefix: str
+) -> Iterable[tuple[str, int]]:
+    for entry in tree:
+        path = prefix + (entry.name or "")
+        if entry.type_str == "tree":
+            yield from _tree_files(repo, repo[entry.id].peel(pygit2.Tree), f"{path}/")
+        else:
+            yield path, entry.filemode
 
 
 def _refuse_unfinished_operations(repo: pygit2.Repository) -> None:

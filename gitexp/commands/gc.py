@@ -123,7 +123,7 @@ def collect_garbage(
     report = GcReport(dry_run=dry_run)
     root = rundir.logdir_root(repo, env_logdir)
     for run in list_runs(repo):
-        if not (run.record or {}).get("deleted"):
+        if not run.deleted:  # the summary: no record is read for the runs that stay
             continue
         reason = _reason_to_keep(run, older_than, now)
         if reason is not None:

@@ -9,7 +9,7 @@ import pygit2
 
 from gitexp import store
 from gitexp.errors import GitExpError
-from gitexp.ids import REF_PREFIX
+from gitexp.ids import REF_PREFIX, printable
 from gitexp.listing import list_runs, resolve_run_spec
 from gitexp.transport import TransportError, run_git
 
@@ -58,7 +58,9 @@ def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
     candidates.append("origin")
     chosen = next(name for name in candidates if name)
     if chosen not in set(repo.remotes.names()):
-        raise GitExpError(f"no such remote '{chosen}' (git remote -v lists them)")
+        raise GitExpError(
+            f"no such remote '{printable(chosen, limit=100)}' (git remote -v lists them)"
+        )
     return chosen
 
 

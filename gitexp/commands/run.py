@@ -174,8 +174,8 @@ def validate_tags(tags: Sequence[str]) -> list[str]:
     for tag in tags:
         if not TAG_PATTERN.match(tag):
             raise InvalidNameError(
-                f"invalid tag '{ids.printable(tag)}': no spaces, commas or control characters, "
-                "at most 100 characters"
+                f"invalid tag '{ids.printable(tag, limit=100)}': no spaces, commas or control "
+                "characters, at most 100 characters"
             )
     return list(dict.fromkeys(tags))
 

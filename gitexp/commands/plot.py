@@ -1,0 +1,134 @@
+"""`git exp plot`: the metric series of some runs, chosen and labelled for plotting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pygit2
+
+from gitexp.errors import GitExpError
+from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.rundir import logdir_root
+from gitexp.series import Series, find_run_dir, metric_series
+
+# More subplots than this by default is a wall of tiny charts; --metric picks others.
+MAX_DEFAULT_METRICS = 6
+
+
+class NoMetricsError(GitExpError):
+    """None of the runs to plot has logged a metric."""
+
+
+class UnknownMetricError(GitExpError):
+    """A metric asked for was logged by none of the runs."""
+
+
+@dataclass
+class PlottedRun:
+    """One run's curves: its id, the short label the legend shows, its status and series."""
+
+    id: str
+    label: str
+    status: str
+    series: Series
+
+    def as_json(self) -> dict[str, Any]:
+        """`git exp plot --json`: the series as `[step, value]` pairs (NaN becomes null)."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "status": self.status,
+            "series": {
+                name: [list(point) for point in points] for name, points in self.series.items()
+            },
+        }
+
+
+@dataclass
+class PlotData:
+    """What a plot shows: one subplot per metric, one curve per run in each."""
+
+    metrics: list[str]
+    runs: list[PlottedRun]
+    available: list[str] = field(default_factory=list)
+    without_metrics: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The plotted metrics and runs, plus the other metrics there are."""
+        return {
+            "metrics": self.metrics,
+            "available": self.available,
+            "runs": [run.as_json() for run in self.runs],
+            "without_metrics": self.without_metrics,
+        }
+
+
+def plot_data(
+    repo: pygit2.Repository,
+    specs: Sequence[str],
+    metrics: Sequence[str] = (),
+    env_logdir: str | None = None,
+) -> PlotData:
+    """The series of the runs `specs` name (in that order) for `metrics`.
+
+    Without `metrics`: those every run with metrics has logged (all of them when the runs share
+    none), at most MAX_DEFAULT_METRICS, in order of first appearance. Runs without any metric
+    are left out and listed in `without_metrics`; if no run has one, that is an error.
+    """
+    every = list_runs(repo)
+    runs = _unique([resolve_run_spec(every, spec) for spec in specs])
+    root = logdir_root(repo, env_logdir)
+    plotted = [
+        PlottedRun(
+            run.id,
+            label,
+            run.status,
+            metric_series(find_run_dir(root, run.name, run.run_id, run.record)),
+        )
+        for run, label in zip(runs, short_labels(runs), strict=True)
+    ]
+    with_metrics = [run for run in plotted if run.series]
+    without = [run.id for run in plotted if not run.series]
+    if not with_metrics:
+        shown = ", ".join(without)
+        raise NoMetricsError(
+            f"no metrics to plot: {shown} logged none (programs log them with gitexp.log(...) "
+            "or JSON lines in $GITEXP_METRICS)"
+        )
+    available = list(dict.fromkeys(name for run in with_metrics for name in run.series))
+    if metrics:
+        chosen = list(dict.fromkeys(metrics))
+        unknown = [name for name in chosen if name not in available]
+        if unknown:
+            raise UnknownMetricError(
+                f"unknown metric '{unknown[0]}': the runs logged {', '.join(available)}"
+            )
+    else:
+        chosen = default_metrics([run.series for run in with_metrics], available)
+    for run in with_metrics:
+        run.series = {name: run.series[name] for name in chosen if name in run.series}
+    return PlotData(metrics=chosen, runs=with_metrics, available=available, without_metrics=without)
+
+
+def default_metrics(series: Sequence[Series], available: list[str]) -> list[str]:
+    """The metrics every one of `series` has (else all of them), at most MAX_DEFAULT_METRICS."""
+    shared = [name for name in available if all(name in one for one in series)]
+    return (shared or available)[:MAX_DEFAULT_METRICS]
+
+
+def short_labels(runs: Sequence[Run]) -> list[str]:
+    """A legend label per run: `<name>/<random part>` when that is unique among `runs`, else
+    the full `<name>/<id>`. Either is a run spec the other commands accept."""
+    short = [f"{run.name}/{run.run_id.rsplit('.', 1)[-1]}" for run in runs]
+    return [
+        label if short.count(label) == 1 else run.id for run, label in zip(runs, short, strict=True)
+    ]
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    by_ref: dict[str, Run] = {}
+    for run in runs:
+        by_ref.setdefault(run.ref, run)
+    return list(by_ref.values())

@@ -1,0 +1,116 @@
+"""A run's metric series, read back from ``metrics.jsonl`` for plots, notebooks and the dashboard.
+
+The points follow the rules of the summaries in the record (docs/format.md, Metrics): a point
+without ``step`` takes the number of earlier points of that metric; only numbers count. Reading
+a running run's file is safe: a line still being written is skipped, so the series is what the
+program has logged so far.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitexp import rundir
+from gitexp.metrics import iter_metric_points
+
+if TYPE_CHECKING:
+    import pygit2
+
+Point = tuple[float, float]
+Series = dict[str, list[Point]]
+# Enough to draw a curve as wide as a screen; more points only slow the plotting libraries.
+DEFAULT_MAX_POINTS = 2000
+
+
+def metric_series(run_dir: Path | None, rank: int = 0) -> Series:
+    """Each metric's ``(step, value)`` points, metrics in order of first appearance.
+
+    Only the points of process ``rank`` count (points without ``_rank`` are rank 0's, see
+    GITEXP_ALL_RANKS). A value logged as null, NaN or infinite becomes NaN, a gap in a curve.
+    A missing directory or file gives no series.
+    """
+    series: Series = {}
+    if run_dir is None:
+        return series
+    isfinite = math.isfinite
+    for point in iter_metric_points(run_dir / rundir.METRICS_FILE):
+        point_rank = point.get("_rank", 0)
+        if point_rank != rank:
+            continue
+        step = point.get("step")
+        if not (type(step) is int or (type(step) is float and isfinite(step))):
+            step = None
+        for name, value in point.items():
+            if name == "step" or name.startswith("_"):
+                continue
+            value_type = type(value)
+            if value_type is int or value_type is float:
+                number = float(value) if isfinite(value) else math.nan
+            elif value is None:
+                number = math.nan
+            else:
+                continue  # strings, bools, lists: not numbers to plot
+            points = series.get(name)
+            if points is None:
+                points = series[name] = []
+            points.append((len(points) if step is None else step, number))
+    return series
+
+
+def downsample(points: list[Point], max_points: int = DEFAULT_MAX_POINTS) -> list[Point]:
+    """At most about ``max_points`` points, keeping each bucket's lowest and highest value.
+
+    Keeping both extremes (not every n-th point) keeps spikes visible; the first and last
+    points are always kept.
+    """
+    if len(points) <= max_points or max_points < 4:
+        return points
+    buckets = max_points // 2
+    size = len(points) / buckets
+    kept: list[Point] = []
+    for index in range(buckets):
+        bucket = points[int(index * size) : int((index + 1) * size)]
+        finite = [point for point in bucket if not math.isnan(point[1])]
+        if not finite:
+            kept.append(bucket[0])
+            continue
+        low = min(finite, key=lambda point: point[1])
+        high = max(finite, key=lambda point: point[1])
+        kept.extend(sorted({low, high}, key=bucket.index))
+    if kept[0] != points[0]:
+        kept.insert(0, points[0])
+    if kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return kept
+
+
+def locate_run_dir(
+    repo: pygit2.Repository,
+    name: str,
+    run_id: str,
+    record: dict[str, Any] | None,
+    env_logdir: str | None,
+) -> Path | None:
+    """Where this run's directory is on this machine (see find_run_dir), or None."""
+    return find_run_dir(rundir.logdir_root(repo, env_logdir), name, run_id, record)
+
+
+def find_run_dir(root: Path, name: str, run_id: str, record: dict[str, Any] | None) -> Path | None:
+    """Where this run's directory is on this machine, or None when there is none here.
+
+    First ``<root>/<name>/<id>`` (``root``: rundir.logdir_root); else the record's ``run_dir``
+    when it ends in ``<name>/<id>`` (a run recorded while ``GITEXP_LOGDIR`` pointed elsewhere).
+    Records can come from other people's remotes, so a ``run_dir`` naming some other directory
+    is never read.
+    """
+    local = rundir.run_directory(root, name, run_id)
+    if local.is_dir():
+        return local
+    recorded = (record or {}).get("run_dir")
+    if isinstance(recorded, str) and recorded:
+        path = Path(recorded)
+        if path.is_absolute() and path.parts[-2:] == (name, run_id) and path.is_dir():
+            return path
+    return None

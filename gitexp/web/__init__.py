@@ -1,0 +1,1 @@
+"""`git exp ui`: the local web dashboard (server.py) and its static page (static/)."""

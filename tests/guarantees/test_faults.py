@@ -1,0 +1,294 @@
+"""Faults: a disk that fills up or turns read-only under a run, and locks left behind by a
+crashed git. Each test checks the record's final state and a clean `git fsck`.
+
+kill -9 of the supervisor, signals to the program and to gitexp, and a program that ignores
+SIGTERM are proven in tests/test_e2e.py (docs/guarantees.md lists them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pygit2
+import pytest
+from conftest import git
+from helpers_e2e import (
+    assert_one_error_line,
+    fsck,
+    git_exp,
+    note,
+    notes_ref,
+    only_run,
+    repo_state,
+    run_core,
+    run_refs,
+    start_git_exp,
+    user_env,
+    wait_for,
+    write_program,
+)
+from helpers_guarantees import ext4_image, fake_run, invoke_main, tmpfs, trigger_ext4_error
+
+from gitexp import store
+from gitexp.errors import ConcurrentUpdateError
+from gitexp.record import dump_record, new_record
+
+# 2 MiB of numbered lines to stdout (twice what the 1 MiB tmpfs holds), a metric, exit 3.
+FLOOD = """
+import sys, gitexp
+for i in range(2048):
+    sys.stdout.write(f"{i:06d} " + "x" * 1016 + "\\n")
+sys.stdout.flush()
+gitexp.log(step=1, loss=0.5)
+gitexp.flush()
+print("done", flush=True)
+sys.exit(3)
+"""
+
+# Prints a line, waits for the file argv[1] to exist, prints another, logs a metric.
+WAITER = """
+import os, sys, time, gitexp
+print("before", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+print("after", flush=True)
+gitexp.log(step=1, loss=0.25)
+"""
+
+
+def finished_record(name: str, run_id: str, **fields: object) -> bytes:
+    record = new_record(
+        id=f"{name}/{run_id}",
+        name=name,
+        ref=f"refs/experiments/{name}/{run_id}",
+        status="succeeded",
+        started_at="2026-11-20T10:00:00.000+00:00",
+        ended_at="2026-11-20T10:01:00.000+00:00",
+        duration_s=60.0,
+        exit_code=0,
+        **fields,
+    )
+    return dump_record(record)
+
+
+# --- the run directory's disk -------------------------------------------------------------
+
+
+def test_a_full_disk_stops_only_the_log_and_the_record_says_so(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    write_program(repo_dir / "flood.py", FLOOD)
+    with tmpfs(tmp_path / "small", "1m") as logdir:
+        env = user_env({"GITEXP_LOGDIR": str(logdir)})
+        result = git_exp(repo_dir, "run", "flood.py", env=env, text=False)
+
+        assert result.returncode == 3  # the program ended as it would have
+        assert b"Traceback" not in result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 2049 and lines[-1] == b"done"  # the terminal got everything
+        _, _, record = only_run(repo_dir)
+        assert record["status"] == "failed"
+        assert record["exit_code"] == 3
+        assert record["ended_at"] is not None
+        assert any(p.startswith("output.log stopped: No space left") for p in record["problems"])
+        kept = (Path(record["run_dir"]) / "output.log").read_bytes()
+        assert 0 < len(kept) <= 1024 * 1024
+        assert result.stdout.startswith(kept)  # what was kept is exactly the start
+        # The program was told its metrics could not be written; it went on regardless.
+        assert b"gitexp: cannot write metrics" in result.stderr
+    shown = git_exp(repo_dir, "show", "@")
+    assert shown.returncode == 0
+    assert "problem   output.log stopped: No space left on device" in shown.stdout
+    fsck(repo_dir)
+
+
+def test_a_read_only_logdir_refuses_the_run_before_anything_is_written(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    write_program(repo_dir / "never.py", "open('ran', 'w').write('ran')\n")
+    before = repo_state(repo_dir)
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as logdir:
+        result = git_exp(repo_dir, "run", "never.py", env=user_env({"GITEXP_LOGDIR": str(logdir)}))
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "cannot start the run: Read-only file system")
+    assert not (repo_dir / "ran").exists()
+    assert run_refs(repo_dir) == {}
+    assert notes_ref(repo_dir) is None
+    assert repo_state(repo_dir) == before
+    fsck(repo_dir)
+
+
+def test_a_logdir_turning_read_only_mid_run(repo_dir: Path, tmp_path: Path) -> None:
+    write_program(repo_dir / "waiter.py", WAITER)
+    go = tmp_path / "go"
+    with ext4_image(tmp_path / "disk", tmp_path / "disk.img") as logdir:
+        env = user_env({"GITEXP_LOGDIR": str(logdir)})
+        process = start_git_exp(repo_dir, "run", "waiter.py", str(go), env=env)
+        log = wait_for(lambda: next(logdir.glob("waiter/*/output.log"), None))
+        wait_for(lambda: log.read_bytes() == b"before\n")
+        trigger_ext4_error(logdir)
+        go.touch()
+        stdout, stderr = process.communicate(timeout=60)
+
+        assert process.returncode == 0, stderr
+        assert b"Traceback" not in stderr
+        assert stdout == b"before\nafter\n"
+        _, _, record = only_run(repo_dir)
+        assert record["status"] == "succeeded"
+        assert record["ended_at"] is not None
+        assert "output.log stopped: Read-only file system" in record["problems"]
+        assert log.read_bytes() == b"before\n"
+    fsck(repo_dir)
+
+
+# Prints progress without newlines until SIGTERM, then writes its clean-up output and exits.
+GRACEFUL = """
+import os, signal, sys, time
+stop = False
+def on_term(signum, frame):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+open(sys.argv[1], "w").write(str(os.getppid()))
+i = 0
+while not stop:
+    i += 1
+    sys.stdout.write(f"\\rstep {i}")
+    sys.stdout.flush()
+    time.sleep(0.01)
+sys.stdout.write("\\nsaving checkpoint\\n")
+print("partial line at exit", end="", file=sys.stderr, flush=True)
+sys.exit(143)
+"""
+
+
+def test_sigterm_to_gitexp_keeps_every_byte_the_program_wrote_after_it(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    write_program(repo_dir / "graceful.py", GRACEFUL)
+    pid_file = tmp_path / "supervisor.pid"
+    process = start_git_exp(repo_dir, "run", "graceful.py", str(pid_file))
+    supervisor = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
+    wait_for(lambda: list(repo_dir.glob(".git/experiments/graceful/*/output.log")))
+    log = next(repo_dir.glob(".git/experiments/graceful/*/output.log"))
+    wait_for(lambda: b"step 5" in log.read_bytes())
+    os.kill(supervisor, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 143
+    _, _, record = only_run(repo_dir)
+    assert record["status"] == "interrupted"
+    assert record["interrupted_by"] == signal.SIGTERM
+    assert record["exit_code"] == 143
+    logged = log.read_bytes()
+    # Both streams to their end (their order in the log is the order the pipes were read).
+    assert stdout.endswith(b"\nsaving checkpoint\n")
+    assert b"\nsaving checkpoint\n" in logged and b"partial line at exit" in logged
+    assert len(logged) == len(stdout) + len(b"partial line at exit")
+    assert b"partial line at exit" in stderr
+    fsck(repo_dir)
+
+
+# --- stale locks ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "RETRY_SECONDS", 0.3)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["note", "@", "a message"],
+        ["note", "@", "--append", "an annotation"],
+        ["tag", "@", "best"],
+        ["rm", "@"],
+        ["run", "-n", "locked", "--", sys.executable, "-c", "open('ran', 'w')"],
+    ],
+    ids=["note", "note-append", "tag", "rm", "run"],
+)
+def test_a_stale_notes_lock_is_one_error_naming_it_and_nothing_changes(
+    repo_dir: Path, monkeypatch: pytest.MonkeyPatch, quick_retry: None, args: list[str]
+) -> None:
+    fake_run(repo_dir, "train", "20261120.001.aaaa", finished_record("train", "20261120.001.aaaa"))
+    lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
+    lock.write_text("")
+    refs, notes = run_refs(repo_dir), notes_ref(repo_dir)
+
+    code, stdout, stderr = invoke_main(monkeypatch, *args)
+    assert stdout == b""
+
+    assert code == 1
+    message = assert_one_error_line(stderr.decode())
+    assert str(lock) in message
+    assert not (repo_dir / "ran").exists()
+    assert (run_refs(repo_dir), notes_ref(repo_dir)) == (refs, notes)
+    assert lock.read_text() == ""  # someone else's lock is never removed
+    lock.unlink()
+    fsck(repo_dir)
+
+
+def test_a_notes_lock_left_when_the_run_ends_keeps_the_start_record_whole(
+    repo_dir: Path, quick_retry: None
+) -> None:
+    lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
+    program = f"open({str(lock)!r}, 'w').close(); print('trained')"
+    with pytest.raises(ConcurrentUpdateError) as caught:
+        run_core(repo_dir, sys.executable, "-c", program, name="locked")
+    assert str(lock) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+    _, _, record = only_run(repo_dir)
+    assert record["status"] == "running"  # the start record, complete; shown crashed later
+    assert record["id"].startswith("locked/") and record["host"] and record["git"]
+    assert (Path(record["run_dir"]) / "output.log").read_text() == "trained\n"
+    lock.unlink()
+    fsck(repo_dir)
+
+
+def test_a_locked_run_ref_stops_gc_with_one_error_naming_it(
+    repo_dir: Path, monkeypatch: pytest.MonkeyPatch, quick_retry: None
+) -> None:
+    run_id = "20261120.001.aaaa"
+    ref, commit = fake_run(
+        repo_dir, "train", run_id, finished_record("train", run_id, deleted="2026-11-21T00:00:00")
+    )
+    lock = repo_dir / ".git" / f"{ref}.lock"
+    lock.write_text("")
+    before = (run_refs(repo_dir), notes_ref(repo_dir))
+
+    code, _, stderr = invoke_main(monkeypatch, "gc")
+
+    assert code == 1
+    assert str(lock) in assert_one_error_line(stderr.decode())
+    assert (run_refs(repo_dir), notes_ref(repo_dir)) == before
+    assert note(repo_dir, commit)["deleted"]
+    lock.unlink()
+    code, _, stderr = invoke_main(monkeypatch, "gc")
+    assert code == 0, stderr
+    assert run_refs(repo_dir) == {}
+    fsck(repo_dir)
+
+
+def test_commands_after_a_stale_lock_is_removed_work(
+    repo_dir: Path, monkeypatch: pytest.MonkeyPatch, quick_retry: None
+) -> None:
+    _, commit = fake_run(
+        repo_dir, "train", "20261120.001.aaaa", finished_record("train", "20261120.001.aaaa")
+    )
+    lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
+    lock.write_text("")
+    assert invoke_main(monkeypatch, "tag", "@", "x")[0] == 1
+    lock.unlink()
+    assert invoke_main(monkeypatch, "tag", "@", "x")[0] == 0
+    assert note(repo_dir, commit)["tags"] == ["x"]
+    listed = json.loads(invoke_main(monkeypatch, "log", "--json")[1])
+    assert [item["tags"] for item in listed] == [["x"]]
+    assert pygit2.Repository(str(repo_dir)).references.get("refs/notes/experiments")
+    assert git(repo_dir, "notes", "--ref", "experiments", "list").count("\n") == 1
+    fsck(repo_dir)

@@ -1,0 +1,133 @@
+"""Shared by the dashboard tests: runs to show, and the server running in a thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from helpers_e2e import run_core, write_program
+
+from gitexp.web.server import TOKEN_HEADER, DashboardServer
+
+TRAIN = """
+    import json, os, sys
+    lr = float(sys.argv[sys.argv.index("--lr") + 1])
+    with open(os.environ["GITEXP_METRICS"], "a") as out:
+        for step in range(1, 21):
+            point = {"step": step, "loss": 1.0 / (1 + lr * step), "acc": lr * step / 10}
+            out.write(json.dumps(point) + "\\n")
+    print("trained with lr", lr)
+"""
+
+
+def make_runs(repo_dir: Path, rates: tuple[float, ...] = (0.1, 0.3, 0.5)) -> list[str]:
+    """One run of a small training program per learning rate; their ids, oldest first."""
+    write_program(repo_dir / "train.py", TRAIN)
+    ids = []
+    for rate in rates:
+        result, _ = run_core(repo_dir, sys.executable, "train.py", "--lr", str(rate))
+        ids.append(result.run_id)
+    return ids
+
+
+@contextmanager
+def serve(repo_dir: Path, host: str = "127.0.0.1") -> Iterator[DashboardServer]:
+    """The dashboard for `repo_dir` on a free port, served from a thread."""
+    server = DashboardServer(repo_dir, host, 0, dict(os.environ))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def request(
+    server: DashboardServer,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    token: bool = True,
+) -> tuple[int, Any]:
+    """GET (or POST `body` as JSON) and return the status and the decoded JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    sent = dict(headers or {})
+    if body is not None:
+        sent.setdefault("Content-Type", "application/json")
+        if token:
+            sent[TOKEN_HEADER] = server.token
+    req = urllib.request.Request(server.url.rstrip("/") + path, data=data, headers=sent)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        status = exc.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode()
+
+
+def make_many_runs(repo_dir: Path, count: int) -> None:
+    """`count` recorded runs written at once with `git fast-import` (refs and notes)."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    lines = []
+    notes = []
+    for index in range(count):
+        run_id = f"20260101.{index // 1000 + 1:03d}.{index % 1000:04d}"
+        ref = f"refs/experiments/sweep/{run_id}"
+        mark = index + 1
+        lines += [
+            f"commit {ref}",
+            f"mark :{mark}",
+            "committer Test User <test@example.com> 1767225600 +0000",
+            f"data {len(run_id)}",
+            run_id,
+            f"from {head}",
+            "",
+        ]
+        record = {
+            "schema": 1,
+            "id": f"sweep/{run_id}",
+            "name": "sweep",
+            "ref": ref,
+            "status": "succeeded",
+            "started_at": f"2026-01-01T00:{index // 600 % 60:02d}:{index // 10 % 60:02d}+00:00",
+            "duration_s": 1.0,
+            "params": {"lr": index / count, "seed": index % 7},
+            "metrics": {"loss": {"last": 1 - index / count, "min": 0.0, "max": 1.0, "count": 1}},
+            "tags": ["even"] if index % 2 == 0 else [],
+            "message": f"run number {index}",
+            "deleted": False,
+        }
+        notes.append((mark, json.dumps(record)))
+    lines += [
+        "commit refs/notes/experiments",
+        "committer Test User <test@example.com> 1767225600 +0000",
+        "data 5",
+        "notes",
+    ]
+    stream = "\n".join(lines) + "\n"
+    parts = [stream.encode()]
+    for mark, text in notes:
+        payload = text.encode()
+        parts.append(f"N inline :{mark}\ndata {len(payload)}\n".encode() + payload + b"\n")
+    parts.append(b"\n")
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=repo_dir, input=b"".join(parts), check=True
+    )
