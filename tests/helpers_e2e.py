@@ -308,3 +308,15 @@ def assert_one_error_line(stderr: str, expected: str | None = None) -> str:
     if expected is not None:
         assert lines[0] == f"error: {expected}"
     return lines[0][len("error: ") :]
+
+
+# git 2.39 relays a Ctrl-C to git-exp from a signal handler that also reaps it; when the
+# main code's waitpid loses that race, git itself prints this and exits 128. git-exp did
+# its part (gitexp's own exit status and record are checked separately).
+GIT_WAITPID_RACE = "waitpid for git-exp failed: No child processes"
+
+
+def git_lost_waitpid_race(returncode: int, stderr: str | bytes) -> bool:
+    """True when `git exp` exited 128 only because of git's own waitpid race."""
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    return returncode == 128 and GIT_WAITPID_RACE in text
