@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pygit2
+import pytest
 from conftest import git
 
 from gitexp.commands.run import RunRequest, RunResult, run_experiment
@@ -320,3 +321,30 @@ def git_lost_waitpid_race(returncode: int, stderr: str | bytes) -> bool:
     """True when `git exp` exited 128 only because of git's own waitpid race."""
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
     return returncode == 128 and GIT_WAITPID_RACE in text
+
+
+def invoke_main_bytes(
+    monkeypatch: pytest.MonkeyPatch, *args: str, path_first: tuple[Path, ...] = ()
+) -> tuple[int, bytes, bytes]:
+    """Call `gitexp.cli.main` (what `git-exp` runs) in-process: exit code, raw stdout/stderr."""
+    from click.testing import CliRunner
+
+    from gitexp.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["git-exp", *args])
+    monkeypatch.setenv("PATH", user_env(path_first=path_first)["PATH"])
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue(), err.getvalue()
+
+
+def invoke_main(
+    monkeypatch: pytest.MonkeyPatch, *args: str, path_first: tuple[Path, ...] = ()
+) -> tuple[int, str, str]:
+    """invoke_main_bytes with stdout and stderr decoded."""
+    code, stdout, stderr = invoke_main_bytes(monkeypatch, *args, path_first=path_first)
+    return code, stdout.decode(), stderr.decode()

@@ -5,34 +5,16 @@ from __future__ import annotations
 import hashlib
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pygit2
-import pytest
-from click.testing import CliRunner
 from conftest import git
 from helpers import SIGNATURE, make_run
-from helpers_e2e import user_env
 
 from gitexp import ids
-from gitexp.cli import main
 from gitexp.record import new_record, update_record
-
-
-def invoke_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Call `gitexp.cli.main` (what `git-exp` runs) in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["git-exp", *args])
-    monkeypatch.setenv("PATH", user_env()["PATH"])
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 def sha256_of(path: Path) -> str:

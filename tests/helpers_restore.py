@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pygit2
 import pytest
-from click.testing import CliRunner
 from conftest import git
-from helpers_e2e import run_core, user_env, write_program
+from helpers_e2e import run_core, write_program
 
-from gitexp.cli import main
 from gitexp.commands.run import RunResult
 
 BASE_FILES = {
@@ -25,19 +22,6 @@ BASE_FILES = {
 }
 # What the run's snapshot has beyond HEAD: a changed file and a new one.
 RUN_FILES = {"model.py": "WIDTH = 2  # the run's code\n", "new.txt": "added by the run\n"}
-
-
-def invoke_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Call `gitexp.cli.main` (what `git-exp` runs) in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["git-exp", *args])
-    monkeypatch.setenv("PATH", user_env()["PATH"])
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 def commit_files(repo: Path, files: dict[str, str], message: str = "base") -> str:

@@ -13,33 +13,17 @@ from click.testing import CliRunner
 from conftest import git
 from helpers_e2e import (
     assert_one_error_line,
+    invoke_main,
     note,
     notes_ref,
     only_run,
     run_refs,
-    user_env,
     write_program,
 )
 
-from gitexp.cli import cli, main
+from gitexp.cli import cli
 
 ARGV_PRINTER = "import json, sys\nprint(json.dumps(sys.argv[1:]))\n"
-
-
-def invoke_main(
-    monkeypatch: pytest.MonkeyPatch, *args: str, path_first: tuple[Path, ...] = ()
-) -> tuple[int, str, str]:
-    """Call `gitexp.cli.main` (what the `git-exp` script runs) with CliRunner's streams."""
-    monkeypatch.setattr(sys, "argv", ["git-exp", *args])
-    monkeypatch.setenv("PATH", user_env(path_first=path_first)["PATH"])
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    return code, stdout, stderr
 
 
 def assert_fails_cleanly(

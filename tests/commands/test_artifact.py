@@ -11,8 +11,8 @@ import click
 import pygit2
 import pytest
 from conftest import git
-from helpers_e2e import git_exp, note, repo_state, run_core, write_program
-from helpers_lifecycle import fake_run, invoke_main, sha256_of
+from helpers_e2e import git_exp, invoke_main, note, repo_state, run_core, write_program
+from helpers_lifecycle import fake_run, sha256_of
 
 import gitexp
 from gitexp import child, rundir

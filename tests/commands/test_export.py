@@ -26,12 +26,12 @@ from helpers_e2e import (
     assert_one_error_line,
     fsck,
     git_exp,
+    invoke_main,
     repo_state,
     run_core,
     run_refs,
     user_env,
 )
-from helpers_lifecycle import invoke_main
 
 from gitexp.commands.export import ExportError, export_to_file, reachable_objects, select_runs
 from gitexp.commands.importing import ArchiveError, import_runs, read_archive

@@ -11,8 +11,7 @@ import pygit2
 import pytest
 from conftest import git
 from helpers_archive import clone_of, git_user, make_remote_and_clone, remote_refs
-from helpers_e2e import assert_one_error_line, git_exp, repo_state, run_core
-from helpers_lifecycle import invoke_main
+from helpers_e2e import assert_one_error_line, git_exp, invoke_main, repo_state, run_core
 
 from gitexp.commands.init import (
     CHAINED_SUFFIX,

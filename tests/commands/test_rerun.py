@@ -17,6 +17,7 @@ from helpers_e2e import (
     fsck,
     git_exp,
     git_lost_waitpid_race,
+    invoke_main,
     newest_run,
     note,
     read_json_file,
@@ -27,7 +28,7 @@ from helpers_e2e import (
     wait_for,
     write_program,
 )
-from helpers_restore import invoke_main, open_repo, prune_has_nothing_to_do, worktree_list
+from helpers_restore import open_repo, prune_has_nothing_to_do, worktree_list
 
 from gitexp.commands.checkout import LocalChangesError, checkout_run
 from gitexp.commands.rerun import RerunRequest, rerun_run

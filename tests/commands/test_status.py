@@ -10,8 +10,17 @@ from pathlib import Path
 import click
 import pygit2
 import pytest
-from helpers_e2e import git_exp, note, repo_state, run_refs, start_git_exp, wait_for, write_program
-from helpers_lifecycle import alive_host, dead_host, fake_run, invoke_main
+from helpers_e2e import (
+    git_exp,
+    invoke_main,
+    note,
+    repo_state,
+    run_refs,
+    start_git_exp,
+    wait_for,
+    write_program,
+)
+from helpers_lifecycle import alive_host, dead_host, fake_run
 
 from gitexp.commands.status import run_status
 

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from conftest import git
-from helpers_e2e import user_env
-
-from gitexp.cli import main
 
 HOST_NAME = socket.gethostname()
 
@@ -71,19 +66,6 @@ def trigger_ext4_error(mount_point: Path) -> None:
     if not trigger.exists():
         pytest.skip(f"{trigger} is missing: this kernel cannot simulate a disk error")
     trigger.write_text("gitexp test: simulated disk error")
-
-
-def invoke_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, bytes, bytes]:
-    """Call `gitexp.cli.main` (what `git-exp` runs) in-process; stdout/stderr as raw bytes."""
-    monkeypatch.setattr(sys, "argv", ["git-exp", *args])
-    monkeypatch.setenv("PATH", user_env()["PATH"])
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue(), err.getvalue()
 
 
 def fake_run(repo: Path, name: str, run_id: str, record: bytes | None) -> tuple[str, str]:

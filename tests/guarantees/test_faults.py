@@ -31,7 +31,8 @@ from helpers_e2e import (
     wait_for,
     write_program,
 )
-from helpers_guarantees import ext4_image, fake_run, invoke_main, tmpfs, trigger_ext4_error
+from helpers_e2e import invoke_main_bytes as invoke_main
+from helpers_guarantees import ext4_image, fake_run, tmpfs, trigger_ext4_error
 
 from gitexp import store
 from gitexp.errors import ConcurrentUpdateError

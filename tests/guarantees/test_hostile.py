@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from conftest import git
 from helpers_e2e import assert_one_error_line, fsck, git_exp, only_run, user_env, write_program
-from helpers_guarantees import HOST_NAME, fake_run, invoke_main
+from helpers_e2e import invoke_main_bytes as invoke_main
+from helpers_guarantees import HOST_NAME, fake_run
 
 from gitexp.record import dump_record, new_record
 
