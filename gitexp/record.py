@@ -57,8 +57,27 @@ def new_record(**fields: Any) -> dict[str, Any]:
 
 
 def dump_record(record: dict[str, Any]) -> bytes:
-    """Pretty-printed JSON with a final newline, as `git notes show` prints it."""
-    return orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    """Pretty-printed JSON with a final newline, as `git notes show` prints it.
+
+    Text that is not valid Unicode (a command-line argument with bytes that are not UTF-8
+    arrives as lone surrogates) is stored with backslash escapes (`\\udcff`).
+    """
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+    try:
+        return orjson.dumps(record, option=options) + b"\n"
+    except TypeError:
+        return orjson.dumps(valid_unicode(record), option=options) + b"\n"
+
+
+def valid_unicode(value: Any) -> Any:
+    """`value` with every string (and key) made encodable as UTF-8, recursively."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {valid_unicode(key): valid_unicode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [valid_unicode(item) for item in value]
+    return value
 
 
 def load_record(data: bytes) -> dict[str, Any]:

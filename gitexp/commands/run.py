@@ -22,7 +22,7 @@ from gitexp.argparams import parse_argv_params, redact_argv, redact_params
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
 from gitexp.program import Launch, resolve_program
-from gitexp.record import dump_record, load_record, new_record, now_iso
+from gitexp.record import dump_record, load_record, new_record, now_iso, valid_unicode
 from gitexp.repository import (
     DEFAULT_MAX_FILE_SIZE,
     common_dir,
@@ -117,8 +117,10 @@ def run_experiment(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         store.update_note(repo, commit, lambda _old: dump_record(record), signature)
-    except (OSError, GitExpError) as exc:
+    except BaseException as exc:
         store.delete_ref(repo, ref)  # nothing ran yet: leave no half-written run behind
+        if not isinstance(exc, (OSError, GitExpError)):
+            raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
@@ -200,7 +202,7 @@ def claim_run_ref(
         count = _next_count(repo, name, today)
         while True:
             run_id = ids.format_run_id(today, count, ids.random_suffix())
-            message = f"exp: {name}/{run_id}\n\n{shlex.join(command)}\n"
+            message = valid_unicode(f"exp: {name}/{run_id}\n\n{shlex.join(command)}\n")
             commit = commit_snapshot(repo, snapshot, message, signature, extra_parents)
             ref = ids.run_ref(name, run_id)
             if store.create_ref(repo, ref, commit):

@@ -291,3 +291,14 @@ def test_packages_come_from_the_python_that_runs_the_program(
     assert result.record["python"]["executable"] == str(Path(sys.executable).parent / "python")
     assert "gitexp" in result.record["packages"]
     assert os.path.basename(result.record["command"][0]) == "train.py"
+
+
+def test_text_that_is_not_unicode_is_recorded_escaped(repo_dir: Path) -> None:
+    """Non-UTF-8 bytes in argv arrive as lone surrogates; orjson cannot encode them."""
+    result, _ = run_core(
+        repo_dir, sys.executable, "-c", "pass", "arg\udcfe", name="odd", message="bad \ud800"
+    )
+    record = note(repo_dir, result.commit)
+    assert record["message"] == "bad \\ud800"
+    assert record["command"][-1] == "arg\\udcfe"
+    assert "arg\\udcfe" in git(repo_dir, "log", "-1", "--format=%B", result.commit)
