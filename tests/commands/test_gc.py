@@ -14,11 +14,10 @@ import pygit2
 import pytest
 from conftest import git
 from helpers import SIGNATURE, make_run
-from helpers_e2e import fsck, git_exp, repo_state, run_core, run_refs, write_program
+from helpers_e2e import fsck, git_exp, invoke_main, repo_state, run_core, run_refs, write_program
 from helpers_lifecycle import (
     alive_host,
     fake_run,
-    invoke_main,
     notes_list,
     run_dirs,
     set_fields,
