@@ -7,7 +7,8 @@
 A path is dotted field names into the record as `git exp log --json` prints it; a segment with
 other characters is quoted (`metrics."train/loss".min`). A path ending at a metric's summary
 compares its `last` value. Comparing a list (such as `tags`) is true when any element matches.
-A missing value makes every comparison false; `exists` tests presence.
+A missing value makes every comparison false; `exists` is true when the field is there and
+not null (`deleted exists` selects the runs marked deleted).
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ class _Parser:
         token = self.current
         if token.kind == "exists":
             self.advance()
-            return lambda r: lookup(r, path) is not MISSING
+            return lambda r: lookup(r, path) not in (MISSING, None)
         negate = False
         if token.kind == "not":
             self.advance()

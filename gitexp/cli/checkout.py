@@ -105,8 +105,16 @@ def describe(result: CheckoutResult) -> list[str]:
     else:
         lines.append(f"{'Would detach' if would else 'Detached'} HEAD at {target}")
     if result.kept:
+        # As with `git checkout`, changes to files the run did not change are carried over;
+        # the working tree is then not exactly the run's code.
+        tracked = [line for line in result.kept if not line.startswith("??")]
         lines.append(f"Local changes {'that would stay' if would else 'kept'}:")
         lines.extend(f"  {line}" for line in result.kept)
+        if tracked:
+            lines.append(
+                "Note: with these changes the working tree is not exactly the run's code; "
+                "`git exp checkout --force` saves them and restores the snapshot exactly"
+            )
     if result.previous and result.mode != "worktree" and not would:
         lines.append(f"Back to where you were: git checkout {result.previous}")
     if result.reproduce:

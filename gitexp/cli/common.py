@@ -65,6 +65,7 @@ def log_lines(runs: Sequence[Any], now: float, colour: bool) -> list[str]:
             f"{format_duration(run.duration_s):>7}",
             run.commit[:7],
             metrics or safe(run.problem or ""),
+            style("(deleted)", fg="red") if run.deleted else "",
             label,
         ]
         lines.append("  ".join(filter(None, parts)))

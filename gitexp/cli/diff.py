@@ -117,7 +117,7 @@ def _print_text(result: RunDiff, stat: bool, width: int, name_only: bool, colour
         for change in changes:
             sys.stdout.buffer.write(colour_patch(change.patch) if colour else change.patch)
         sys.stdout.buffer.flush()
-    record = record_lines(result)
+    record = [] if name_only else record_lines(result)  # like git: names and nothing else
     if record and changes:
         click.echo()
     for line in record:

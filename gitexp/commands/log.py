@@ -9,6 +9,7 @@ import pygit2
 from gitexp.listing import Run, list_runs
 from gitexp.query import MISSING, QueryError, compile_where, lookup, parse_path, sort_key
 
+MISSING_RANK = 2  # query.sort_key ranks numbers 0, strings 1, missing values 2
 SORTABLE_FIELDS = ("id", "name", "ref", "commit", "status", "problem", "started", "age")
 
 
@@ -39,14 +40,15 @@ def log_runs(
     if predicate is not None:
         runs = [run for run in runs if predicate(run.as_json())]
     if sort:
-        runs = sort_runs(runs, sort)
-    if reverse:
+        runs = sort_runs(runs, sort, reverse)
+    elif reverse:
         runs.reverse()
     return runs if max_count is None else runs[:max_count]
 
 
-def sort_runs(runs: list[Run], key: str) -> list[Run]:
-    """Runs ordered by the record value at `key` (ascending; missing values last)."""
+def sort_runs(runs: list[Run], key: str, reverse: bool = False) -> list[Run]:
+    """Runs ordered by the record value at `key`, ascending (or descending with `reverse`);
+    runs without a value come last either way."""
     from gitexp.record import RECORD_FIELDS
 
     path = parse_path(key)
@@ -58,8 +60,12 @@ def sort_runs(runs: list[Run], key: str) -> list[Run]:
     records = [run.as_json() for run in runs]
     if runs and all(lookup(record, path) is MISSING for record in records):
         raise QueryError(f"unknown sort key '{key}': no listed run has it")
-    order = sorted(range(len(runs)), key=lambda i: sort_key(path)(records[i]))
-    return [runs[i] for i in order]
+    key_of = sort_key(path)
+    keys = [key_of(record) for record in records]
+    present = [i for i in range(len(runs)) if keys[i][0] < MISSING_RANK]
+    absent = [i for i in range(len(runs)) if keys[i][0] >= MISSING_RANK]
+    present.sort(key=lambda i: keys[i], reverse=reverse)
+    return [runs[i] for i in present + absent]
 
 
 def _selected(

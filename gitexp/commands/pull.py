@@ -26,6 +26,7 @@ class FetchResult:
     remote: str
     new_runs: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)  # removed here by gc: not brought back
     records: NotesMerge | None = None
 
 
@@ -59,7 +60,34 @@ def fetch_runs(
             environ,
             stdin="\n".join(refspecs) + "\n",
         )
+        _drop_runs_collected_here(repo, remote, theirs, result)
     return result
+
+
+def _drop_runs_collected_here(
+    repo: pygit2.Repository, remote: str, theirs: dict[str, str], result: FetchResult
+) -> None:
+    """Undo the fetch of runs that `git exp gc` removed here since the two sides last met.
+
+    Such a run's record is in the common ancestor of both notes histories but no longer in
+    ours: bringing its ref back would make a run with no record that nothing can remove.
+    """
+    ours_tip = store.notes_tip(repo)
+    their_tip = store.notes_tip(repo, tracking_notes_ref(remote))
+    if ours_tip is None or their_tip is None:
+        return
+    base_id = repo.merge_base(ours_tip.id, their_tip.id)
+    if base_id is None:
+        return
+    ours_notes = store.notes_of(repo, ours_tip)
+    base_notes = store.notes_of(repo, repo[base_id].peel(pygit2.Commit))
+    for run in list(result.new_runs):
+        ref = REF_PREFIX + run
+        commit = theirs[ref]
+        if commit in base_notes and commit not in ours_notes:
+            store.delete_run_ref(repo, ref, commit)
+            result.new_runs.remove(run)
+            result.collected.append(run)
 
 
 def pull_runs(

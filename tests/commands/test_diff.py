@@ -311,10 +311,12 @@ def test_code_then_record(repo_dir: Path, two_runs: tuple[str, str]) -> None:
     result = invoke("diff", A_ID, B_ID, "--", "noeol")
     patch = git_diff(repo_dir, a, b, "--", "noeol")
     assert result.stdout_bytes.startswith(patch + b"\nA: ")
-    result = invoke("diff", A_ID, "HEAD", "--name-only")
+    result = invoke("diff", A_ID, "HEAD", "--stat")
     assert result.stdout.endswith(
         "\nrecord: B (HEAD) is a git revision, not a run: only the code is compared\n"
     )
+    names = invoke("diff", A_ID, B_ID, "--name-only").stdout
+    assert names == git(repo_dir, "diff", "--name-only", a, b)  # like git: names only
 
 
 def test_colour(repo_dir: Path, two_runs: tuple[str, str]) -> None:

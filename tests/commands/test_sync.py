@@ -159,3 +159,16 @@ def test_shared_logdir_for_runs_started_on_several_clones_at_once(
     for run_dir in run_dirs:
         assert Path(run_dir).parent.parent == shared
         assert (Path(run_dir) / "metrics.jsonl").read_text() == '{"step":1,"loss":0.5}\n'
+
+
+def test_a_run_collected_here_is_not_brought_back_by_pull(clones: tuple[Path, Path, Path]) -> None:
+    _, a, _ = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    gone = exp(a, "rm", "@").stdout.split()[0]
+    exp(a, "gc")
+    result = exp(a, "pull")
+    assert "0 new run(s)" in result.stdout
+    assert list(records(a)) == [run for run in records(a) if run != gone]
+    assert gone not in git(a, "for-each-ref", "--format=%(refname)", "refs/experiments")
