@@ -78,8 +78,31 @@ def _resolve() -> None:
             _last_flush = time.monotonic()
             if not _atexit_registered:
                 atexit.register(flush)
+                _flush_on_sigterm()
                 _atexit_registered = True
         _resolved = True
+
+
+def _flush_on_sigterm() -> None:
+    """Flush buffered points when SIGTERM kills the program (atexit does not run then).
+
+    Only where SIGTERM still has its default action, and only from the main thread (where
+    Python allows installing handlers): the process then dies of SIGTERM as it would have.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def flush_then_die(signum: int, _frame: object) -> None:
+        flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, flush_then_die)
 
 
 def _distributed_rank() -> int:

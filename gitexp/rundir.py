@@ -17,6 +17,7 @@ PARAMS_FILE = "params.json"
 ERROR_FILE = "error.json"
 ARTIFACTS_FILE = "artifacts.jsonl"
 ARTIFACT_FIELDS = ("name", "path", "size", "sha256", "source", "logged_at")
+USAGE_ERROR_LINE = re.compile(r"(?:\S+: error: |Error: )(.+)\Z")
 EXCEPTION_LINE = re.compile(
     r"([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|[A-Z]\w*))(?::\s?(.*))?\Z"
 )
@@ -56,12 +57,7 @@ def traceback_from_log(log_path: Path, tail_bytes: int = 65536) -> dict[str, obj
 
     Used when the hook could not run (a program that replaced sys.excepthook, say).
     """
-    try:
-        with open(log_path, "rb") as handle:
-            handle.seek(max(0, handle.seek(0, 2) - tail_bytes))
-            tail = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return None
+    tail = _log_tail(log_path, tail_bytes)
     start = tail.rfind("Traceback (most recent call last):")
     if start < 0:
         return None
@@ -70,6 +66,27 @@ def traceback_from_log(log_path: Path, tail_bytes: int = 65536) -> dict[str, obj
         if match:
             return {"type": match.group(1), "message": match.group(2) or "", "traceback": None}
     return None
+
+
+def usage_error_from_log(log_path: Path) -> dict[str, object] | None:
+    """The complaint of a command-line parser on the last line of output.log.
+
+    argparse (and click, optparse) end with `<prog>: error: <message>` and exit 2.
+    """
+    lines = [line for line in _log_tail(log_path, 4096).splitlines() if line.strip()]
+    match = USAGE_ERROR_LINE.match(lines[-1]) if lines else None
+    if match is None:
+        return None
+    return {"type": "UsageError", "message": match.group(1).strip(), "traceback": None}
+
+
+def _log_tail(log_path: Path, tail_bytes: int) -> str:
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - tail_bytes))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def read_artifacts(run_dir: Path) -> tuple[list[dict[str, object]], int]:

@@ -375,3 +375,36 @@ def test_all_ranks_when_asked_mark_their_points(tmp_path: Path) -> None:
     from gitexp.metrics import summarize_metrics
 
     assert list(summarize_metrics(metrics).metrics) == ["loss"]
+
+
+def test_sigterm_flushes_buffered_points_and_still_kills(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    metrics = run_dir / "metrics.jsonl"
+    env = {
+        **os.environ,
+        "GITEXP_RUN": "t/20260101.001.abcd",
+        "GITEXP_RUN_DIR": str(run_dir),
+        "GITEXP_METRICS": str(metrics),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    code = (
+        "import gitexp, sys, time\n"
+        "gitexp.log(step=1, loss=0.5)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    assert not metrics.exists()  # still buffered
+    process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.returncode == -signal.SIGTERM  # it still dies of SIGTERM
+    assert metrics.read_text() == '{"step":1,"loss":0.5}\n'

@@ -39,6 +39,7 @@ TAG_PATTERN = re.compile(r"[^\s,\x00-\x1f\x7f]{1,100}\Z")
 PROBE_TIMEOUT_S = 10.0
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
+EXIT_USAGE = 2  # argparse, click and optparse exit 2 on bad arguments
 # Interpreter options that take a value: `python -W ignore train.py --lr 0.1`.
 PYTHON_OPTIONS_WITH_VALUE = ("-m", "-c", "-W", "-X", "--check-hash-based-pycs")
 
@@ -243,6 +244,8 @@ def finish_fields(
     error = failure or rundir.read_error(run_dir)
     if error is None and outcome is not None and outcome.exit_status != 0 and launch.is_python:
         error = rundir.traceback_from_log(run_dir / rundir.OUTPUT_LOG)
+    if error is None and outcome is not None and outcome.exit_code == EXIT_USAGE:
+        error = rundir.usage_error_from_log(run_dir / rundir.OUTPUT_LOG)
     fields: dict[str, Any] = {
         "status": _final_status(outcome, failure),
         "ended_at": now_iso(),

@@ -302,3 +302,15 @@ def test_text_that_is_not_unicode_is_recorded_escaped(repo_dir: Path) -> None:
     assert record["message"] == "bad \\ud800"
     assert record["command"][-1] == "arg\\udcfe"
     assert "arg\\udcfe" in git(repo_dir, "log", "-1", "--format=%B", result.commit)
+
+
+def test_a_bad_argument_is_recorded_as_a_usage_error(repo_dir: Path) -> None:
+    write_program(
+        repo_dir / "cli.py",
+        "import argparse\nargparse.ArgumentParser().parse_args()\n",
+    )
+    result, _ = run_core(repo_dir, "cli.py", "--dropout", "0")
+    record = note(repo_dir, result.commit)
+    assert (record["status"], record["exit_code"]) == ("failed", 2)
+    assert record["error"]["type"] == "UsageError"
+    assert record["error"]["message"] == "unrecognized arguments: --dropout 0"
