@@ -175,7 +175,7 @@ def program_args(command: Sequence[str]) -> list[str]:
 
 def validate_tags(tags: Sequence[str]) -> list[str]:
     for tag in tags:
-        if not TAG_PATTERN.match(tag):
+        if not TAG_PATTERN.match(tag) or valid_unicode(tag) != tag:
             raise InvalidNameError(
                 f"invalid tag '{ids.printable(tag, limit=100)}': no spaces, commas or control "
                 "characters, at most 100 characters"

@@ -55,6 +55,7 @@ from gitexp.commands.run import RunRequest, run_experiment
 from gitexp.commands.tag import change_tags
 from gitexp.errors import AmbiguousRunError, GitExpError, InvalidNameError, UnknownRunError
 from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.record import valid_unicode
 from gitexp.snapshot import snapshot_tree
 
 
@@ -296,7 +297,9 @@ class CommandSequences(RuleBasedStateMachine):
         assert result.exit_status == 0
         assert repo_state(self.repo_dir) == before, "git exp run changed the user's repository"
         assert tree_of(self.repo_dir, result.commit) == expected_tree
-        self.model[result.run_id] = ModelRun("succeeded", message, list(tags))
+        # Text that is not valid Unicode is recorded with backslash escapes (docs/format.md).
+        stored = valid_unicode(message) if message is not None else None
+        self.model[result.run_id] = ModelRun("succeeded", stored, list(tags))
         return result.run_id
 
     @rule(run=runs, form=spec_forms, message=st.none() | messages, append=st.booleans())
@@ -308,7 +311,7 @@ class CommandSequences(RuleBasedStateMachine):
         if append:
             self.model[run].annotations += 1
         else:
-            self.model[run].message = message
+            self.model[run].message = valid_unicode(message) if message is not None else None
 
     @rule(
         run=runs,
