@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from hypothesis import settings
 from pygit2.enums import ConfigLevel
 
 SCRUBBED_PREFIXES = ("GIT_", "GITEXP_")
+
+# CI (which sets CI=true) replays the same examples every time, so a landing never depends on
+# luck; local runs keep exploring new ones (and print a blob to replay any failure).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
