@@ -122,6 +122,22 @@ def list_field(record: dict[str, Any], key: str) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
+def write_first_record(
+    repo: pygit2.Repository,
+    ref: str,
+    commit: str,
+    record: dict[str, Any],
+    signature: pygit2.Signature,
+) -> None:
+    """Write the record of a run whose ref was just created; if that fails in any way,
+    delete the ref again, so no run is ever left without a record."""
+    try:
+        store.update_note(repo, commit, lambda _old: dump_record(record), signature)
+    except BaseException:
+        store.delete_ref(repo, ref)
+        raise
+
+
 def update_record(
     repo: pygit2.Repository,
     commit: str,

@@ -26,7 +26,7 @@ from gitexp import environment, ids, store
 from gitexp.commands.run import claim_run_ref
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.listing import Run, list_runs, resolve_run_spec
-from gitexp.record import dump_record, new_record, now_iso
+from gitexp.record import new_record, now_iso, write_first_record
 from gitexp.repository import DEFAULT_MAX_FILE_SIZE, config_size, identity, require_worktree
 from gitexp.snapshot import SnapshotTree, snapshot_tree
 from gitexp.worktrees import add_worktree, check_new_worktree_path
@@ -327,9 +327,8 @@ def save_local_state(
         message=_saved_message(repo, reason, previous),
     )
     try:
-        store.update_note(repo, commit, lambda _old: dump_record(record), signature)
-    except GitExpError as exc:
-        store.delete_ref(repo, ref)  # nothing was overwritten yet: leave no half-made run
+        write_first_record(repo, ref, commit, record, signature)
+    except GitExpError as exc:  # nothing was overwritten yet, and no half-made run is left
         raise GitExpError(f"cannot save the local changes: {exc}") from None
     return SavedState(run_id, commit, str(index_commit) if index_commit else None)
 
@@ -420,6 +419,7 @@ def _unlink_symlinks_in_the_way(repo: pygit2.Repository, tree: pygit2.Tree) -> N
 def _tree_files(
     repo: pygit2.Repository, tree: pygit2.Tree, prefix: str
 ) -> Iterable[tuple[str, int]]:
+    """Every non-tree entry below `tree`: (path, file mode)."""
     for entry in tree:
         path = prefix + (entry.name or "")
         if entry.type_str == "tree":
@@ -505,7 +505,7 @@ def _head_tree_id(repo: pygit2.Repository) -> pygit2.Oid | None:
 
 def _changed_paths(repo: pygit2.Repository, old: pygit2.Tree | None, new: pygit2.Tree) -> set[str]:
     if old is None:
-        return {path for path, _ in _walk_tree(repo, new, "")}
+        return {path for path, _ in _tree_files(repo, new, "")}
     paths: set[str] = set()
     for delta in old.diff_to_tree(new).deltas:
         paths.update((delta.old_file.path, delta.new_file.path))
@@ -521,17 +521,6 @@ def _staged_paths(repo: pygit2.Repository, head_tree: pygit2.Tree | None) -> lis
     for delta in index.diff_to_tree(head_tree).deltas:
         paths.extend((delta.old_file.path, delta.new_file.path))
     return paths
-
-
-def _walk_tree(
-    repo: pygit2.Repository, tree: pygit2.Tree, prefix: str
-) -> Iterable[tuple[str, pygit2.Oid]]:
-    for entry in tree:
-        path = prefix + (entry.name or "")
-        if entry.type_str == "tree":
-            yield from _walk_tree(repo, repo[entry.id].peel(pygit2.Tree), f"{path}/")
-        else:
-            yield path, entry.id
 
 
 def _local_changes(repo: pygit2.Repository) -> list[str]:

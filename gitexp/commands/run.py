@@ -22,7 +22,14 @@ from gitexp.argparams import parse_argv_params, redact_argv, redact_params
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
 from gitexp.program import Launch, resolve_program
-from gitexp.record import dump_record, load_record, new_record, now_iso, valid_unicode
+from gitexp.record import (
+    dump_record,
+    load_record,
+    new_record,
+    now_iso,
+    valid_unicode,
+    write_first_record,
+)
 from gitexp.repository import (
     DEFAULT_MAX_FILE_SIZE,
     common_dir,
@@ -117,11 +124,9 @@ def run_experiment(
     )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        store.update_note(repo, commit, lambda _old: dump_record(record), signature)
-    except BaseException as exc:
+        write_first_record(repo, ref, commit, record, signature)
+    except (OSError, GitExpError) as exc:
         store.delete_ref(repo, ref)  # nothing ran yet: leave no half-written run behind
-        if not isinstance(exc, (OSError, GitExpError)):
-            raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
