@@ -61,7 +61,7 @@ def log(
     deleted (git exp rm) are hidden unless --all.
 
     --where selects with comparisons (== != < <= > >= =~), and, or, not,
-    `in [a, b]` and `exists` over record fields: status, name, tags,
+    `in [a, b]` and `exists` (present and not null) over record fields: status, name, tags,
     params.<name>, metrics.<name>.last/min/max/count (metrics.<name> alone means
     .last), duration_s, started_at, ... Quote a field with other characters:
     metrics."train/loss".min. See docs/format.md.
