@@ -8,6 +8,7 @@ from typing import Any
 
 HEADLINE_LIMIT = 3
 PREFERRED_PREFIXES = ("val", "eval", "test")
+DATE_AFTER_S = 7 * 86400  # format_when shows older runs' dates
 
 
 def headline_metrics(metrics: Any, limit: int = HEADLINE_LIMIT) -> list[tuple[str, Any]]:
@@ -55,7 +56,7 @@ def format_when(started: float, now: float) -> str:
         (60, "s", 1),
         (3600, "m", 60),
         (86400, "h", 3600),
-        (7 * 86400, "d", 86400),
+        (DATE_AFTER_S, "d", 86400),
     ):
         if age < limit:
             return f"{int(age // size)}{unit} ago"

@@ -11,12 +11,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pygit2
 
 from gitexp import store
-from gitexp.display import headline_metrics
+from gitexp.display import format_duration, metrics_line
 from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
-from gitexp.ids import RUN_ID_PATTERN, parse_run_ref, printable
+from gitexp.ids import REF_PREFIX, RUN_ID_PATTERN, parse_run_ref, printable
 from gitexp.record import effective_status, load_record
 
 # A ref whose note is not written yet is a run starting right now, unless it is older than this.
@@ -29,10 +30,24 @@ SPEC_CHARACTERS = re.compile(r"[A-Za-z0-9._/@~-]+\Z")
 # What the cache keeps of each note: enough to list, filter and print `git exp log` without
 # parsing the record; the record itself is read only when asked for. Bump SUMMARY_VERSION
 # whenever the shape or meaning of a summary changes (older caches are then rebuilt).
-SUMMARY_VERSION = 1
-S_STATUS, S_STARTED, S_DELETED, S_TAGS, S_MESSAGE, S_DURATION, S_HEADLINE, S_HOST, S_PROBLEM = (
-    range(9)
-)
+# S_EXACT says the note's bytes are exactly what `--json` prints for the run ref they name;
+# S_LOG_MIDDLE and S_LOG_LABEL are the parts of the run's `git exp log` line that come from
+# its note (so the display functions they use are part of the summary's meaning too).
+SUMMARY_VERSION = 2
+(
+    S_STATUS,
+    S_STARTED,
+    S_DELETED,
+    S_TAGS,
+    S_MESSAGE,
+    S_DURATION,
+    S_HOST,
+    S_PROBLEM,
+    S_EXACT,
+    S_LOG_MIDDLE,
+    S_LOG_LABEL,
+) = range(11)
+JSON_OPTIONS = orjson.OPT_INDENT_2
 
 
 class Run:
@@ -44,7 +59,9 @@ class Run:
     __slots__ = (
         "_load",
         "_record",
+        "blob",
         "commit",
+        "deleted",
         "id",
         "name",
         "problem",
@@ -72,7 +89,11 @@ class Run:
         self.id = f"{name}/{run_id}"  # the run's full name, `<name>/<id>`
         self.status, self.problem, self.started = status, problem, started
         self.summary = summary
+        # Marked deleted by `git exp rm` (hidden from listings unless asked for).
+        self.deleted = bool(summary[S_DELETED]) if summary else False
         self._record, self._load = record, load
+        # The note's blob id, while the record is still to be read from it.
+        self.blob: str | None = load[1] if load is not None else None
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r}, commit={self.commit[:12]!r})"
@@ -89,11 +110,6 @@ class Run:
         self._record, self._load = value, None
 
     @property
-    def deleted(self) -> bool:
-        """Marked deleted by `git exp rm` (hidden from listings unless asked for)."""
-        return bool(self.summary[S_DELETED]) if self.summary else False
-
-    @property
     def tags(self) -> list[str]:
         return list(self.summary[S_TAGS]) if self.summary else []
 
@@ -106,10 +122,12 @@ class Run:
     def duration_s(self) -> float | None:
         return self.summary[S_DURATION] if self.summary else None
 
-    @property
-    def headline_metrics(self) -> list[list[Any]]:
-        """The few metrics `git exp log` shows: [name, last value] pairs."""
-        return list(self.summary[S_HEADLINE]) if self.summary else []
+    def log_columns(self) -> tuple[str, str]:
+        """(duration, snapshot and metrics or problem; tags and message) as `git exp log`
+        shows them, control characters escaped."""
+        if self.summary is not None:
+            return self.summary[S_LOG_MIDDLE], self.summary[S_LOG_LABEL]
+        return _log_middle(self.duration_s, self.commit, "", self.problem), ""
 
     def as_json(self) -> dict[str, Any]:
         """The record as `--json` prints it: with its ref, commit and effective status."""
@@ -120,12 +138,34 @@ class Run:
             data["problem"] = self.problem
         return data
 
+    def json_bytes(self, repo: pygit2.Repository) -> bytes:
+        """`as_json()` as indented JSON: the stored note itself when that is what it would be.
+
+        Copying the note's bytes instead of parsing and re-serialising it is what lets
+        `log --json` keep pace with `git cat-file`.
+        """
+        summary = self.summary
+        if (
+            summary is not None
+            and self.blob is not None
+            and summary[S_EXACT]
+            and summary[S_STATUS] == self.status
+        ):
+            with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
+                note = store.read_blob(repo, self.blob)
+                # An exact note has unique keys and no raw newline inside a string: this
+                # line is its top-level "ref", and says whether it names this run.
+                if f'\n  "ref": "{self.ref}",\n'.encode() in note:
+                    return note.rstrip(b"\n")
+        return orjson.dumps(self.as_json(), option=JSON_OPTIONS)
+
 
 def list_runs(repo: pygit2.Repository, hostname: str | None = None) -> list[Run]:
     """Every run, newest first, read in one pass over the refs and the notes tree.
 
-    Note summaries come from the listing cache (gitexp/cache.py) when it is current; the
-    effective status (a running run whose supervisor died is crashed) is always computed now.
+    Note summaries, and the run refs in listing order, come from the listing cache
+    (gitexp/cache.py) when it is current; the effective status (a running run whose
+    supervisor died is crashed) is always computed now.
     """
     from gitexp import cache
 
@@ -134,17 +174,48 @@ def list_runs(repo: pygit2.Repository, hostname: str | None = None) -> list[Run]
         index = cache.notes_index(
             repo, lambda hex_id, data: summarize(repo, hex_id, data), SUMMARY_VERSION
         )
-        runs = []
-        for ref, commit in store.list_run_refs(repo):
-            parsed = parse_run_ref(ref)
-            if parsed is None:
-                continue
-            entry = index.entries.get(commit)
+        runs = _runs_from_cache(repo, index, hostname) if index.runs is not None else None
+        if runs is None:
+            index.runs = None
+            runs = _runs_from_refs(repo, index, hostname)
+        if index.outdated():
+            cache.save(repo, SUMMARY_VERSION, index, [[r.name, r.run_id, r.commit] for r in runs])
+    return runs
+
+
+def _runs_from_refs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run]:
+    entries, parsed_records = index.entries, index.parsed
+    runs = []
+    for ref, commit in store.list_run_refs(repo):
+        parsed = parse_run_ref(ref)
+        if parsed is None:
+            continue
+        entry = entries.get(commit)
+        if entry is None:
+            runs.append(_unrecorded_run(repo, ref, parsed, commit))
+        else:
+            runs.append(_cached_run(repo, ref, *parsed, commit, entry, parsed_records, hostname))
+    runs.sort(key=lambda run: (run.started, run.run_id), reverse=True)
+    return runs
+
+
+def _runs_from_cache(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run] | None:
+    """The runs of the cached listing (already in order); None if a row is malformed."""
+    entries, parsed_records = index.entries, index.parsed
+    runs: list[Run] = []
+    append = runs.append
+    try:
+        for name, run_id, commit in index.runs:
+            ref = f"{REF_PREFIX}{name}/{run_id}"
+            entry = entries.get(commit)
             if entry is None:
-                runs.append(_unrecorded_run(repo, ref, parsed, commit))
+                append(_unrecorded_run(repo, ref, (name, run_id), commit))
             else:
-                runs.append(_cached_run(repo, ref, parsed, commit, entry, index.parsed, hostname))
-        runs.sort(key=lambda run: (run.started, run.run_id), reverse=True)
+                append(
+                    _cached_run(repo, ref, name, run_id, commit, entry, parsed_records, hostname)
+                )
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
     return runs
 
 
@@ -165,15 +236,14 @@ def summarize(
     repo: pygit2.Repository, commit: str, note: bytes
 ) -> tuple[list[Any], dict[str, Any] | None]:
     """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION."""
-    summary: list[Any] = ["unknown", 0.0, False, [], "", None, [], None, None]
+    summary: list[Any] = ["unknown", 0.0, False, [], "", None, None, None, False, "", ""]
     try:
         record = load_record(note)
     except ValueError as exc:
         summary[S_STATUS] = "unreadable"
         summary[S_PROBLEM] = f"the record is not valid JSON: {exc}"
         summary[S_STARTED] = _commit_time(repo, commit)
-        summary[S_DELETED], summary[S_TAGS], summary[S_MESSAGE] = False, [], ""
-        summary[S_HEADLINE] = []
+        summary[S_LOG_MIDDLE] = _log_middle(None, commit, "", summary[S_PROBLEM])
         return summary, None
     status = record.get("status")
     summary[S_STATUS] = status if isinstance(status, str) else "unknown"
@@ -187,10 +257,42 @@ def summarize(
     summary[S_MESSAGE] = message.split("\n", 1)[0] if isinstance(message, str) else ""
     duration = record.get("duration_s")
     summary[S_DURATION] = duration if isinstance(duration, (int, float)) else None
-    summary[S_HEADLINE] = [[name, last] for name, last in headline_metrics(record.get("metrics"))]
     if status == "running":
         summary[S_HOST] = record.get("host")
+    summary[S_EXACT] = _is_exact(record, commit, note)
+    metrics = metrics_line(record.get("metrics"))
+    summary[S_LOG_MIDDLE] = _log_middle(summary[S_DURATION], commit, metrics, None)
+    label = " ".join([*(f"[{tag}]" for tag in summary[S_TAGS]), summary[S_MESSAGE]]).strip()
+    summary[S_LOG_LABEL] = _shown(label)
     return summary, record
+
+
+def _log_middle(duration: Any, commit: str, metrics: str, problem: str | None) -> str:
+    middle = f"{format_duration(duration):>7}  {commit[:7]}"
+    shown = metrics or problem
+    return f"{middle}  {_shown(shown)}" if shown else middle
+
+
+def _shown(text: str) -> str:
+    return text if text.isprintable() else printable(text)
+
+
+def _is_exact(record: dict[str, Any], commit: str, note: bytes) -> bool:
+    """Whether `note` is byte for byte what `Run.as_json` prints for the run ref it names."""
+    ref, name = record.get("ref"), record.get("name")
+    parsed = parse_run_ref(ref) if isinstance(ref, str) else None
+    if (
+        parsed is None
+        or name != parsed[0]
+        or record.get("id") != f"{parsed[0]}/{parsed[1]}"
+        or record.get("commit") != commit
+        or not isinstance(record.get("status"), str)
+    ):
+        return False
+    try:
+        return orjson.dumps(record, option=JSON_OPTIONS) + b"\n" == note
+    except TypeError:
+        return False
 
 
 def find_run(repo: pygit2.Repository, spec: str) -> Run:
@@ -261,7 +363,8 @@ def _unrecorded_run(repo: pygit2.Repository, ref: str, parsed: tuple[str, str], 
 def _cached_run(
     repo: pygit2.Repository,
     ref: str,
-    parsed: tuple[str, str],
+    name: str,
+    run_id: str,
     commit: str,
     entry: list[Any],
     parsed_records: dict[str, dict[str, Any]],
@@ -271,13 +374,12 @@ def _cached_run(
     status = summary[S_STATUS]
     if status == "running":
         status = effective_status({"status": status, "host": summary[S_HOST]}, hostname)
-    run = Run(ref, parsed[0], parsed[1], commit, None, status, summary[S_PROBLEM])
-    run.started, run.summary = summary[S_STARTED], summary
-    if commit in parsed_records:
-        run.record = parsed_records[commit]
-    elif summary[S_PROBLEM] is None:
-        run._load = (repo, blob_hex)  # (repo, note blob): read when first asked for
-    return run
+    problem = summary[S_PROBLEM]
+    record = parsed_records.get(commit)
+    # Without a problem the note is a readable record: it is parsed when first asked for.
+    load = (repo, blob_hex) if record is None and problem is None else None
+    started = summary[S_STARTED]
+    return Run(ref, name, run_id, commit, record, status, problem, started, summary, load)
 
 
 def _read_record(repo: pygit2.Repository, blob_hex: str) -> dict[str, Any] | None:

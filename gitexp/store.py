@@ -11,6 +11,8 @@ overwrites the first (measured: 8 processes creating the same 40 refs succeeded 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +42,49 @@ def list_run_refs(repo: pygit2.Repository) -> list[tuple[str, str]]:
                 found.append((ref.name, str(ref.target)))
             except pygit2.GitError:
                 continue
+    return found
+
+
+def run_refs_stamp(repo: pygit2.Repository) -> tuple[str, int] | None:
+    """(digest, newest mtime in ns) of the on-disk state of every run ref; None if unknown.
+
+    It changes whenever a run ref is created, moved or deleted: git and libgit2 write a ref
+    by renaming a lock file into its directory (which updates the directory's mtime) or
+    rewrite `packed-refs` the same way (a new inode). Hashing the stat data of those
+    directories and of packed-refs tells a cached listing of the refs from a stale one
+    without reading them. A change within the file system's timestamp granularity after
+    the stamp was taken can leave it equal: callers distrust stamps newer than their cache
+    (as git distrusts "racily clean" index entries). Ref storage gitexp does not know
+    (reftable) gives None.
+    """
+    root = common_dir(repo)
+    if os.path.lexists(root / "reftable"):
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    newest = 0
+    paths = [os.fspath(root / "packed-refs"), *_run_ref_directories(root / "refs" / "experiments")]
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            digest.update(f"{path}\0-\n".encode(errors="surrogateescape"))
+            continue
+        newest = max(newest, info.st_mtime_ns)
+        row = f"{path}\0{info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}\n"
+        digest.update(row.encode(errors="surrogateescape"))
+    return digest.hexdigest(), newest
+
+
+def _run_ref_directories(top: os.PathLike[str]) -> list[str]:
+    """`refs/experiments` and its `<name>` directories (run refs are `<name>/<id>` files)."""
+    found = [os.fspath(top)]
+    try:
+        with os.scandir(top) as entries:
+            found.extend(
+                sorted(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+            )
+    except OSError:
+        pass
     return found
 
 

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,15 @@ import pygit2
 import pytest
 from click.testing import CliRunner
 from conftest import git
-from helpers import finished_record, libgit2_home, make_run
+from helpers import SIGNATURE, finished_record, libgit2_home, make_run
 
 from gitexp import cache
 from gitexp.cli import cli
+from gitexp.cli.common import JSON_UNSAFE
 from gitexp.commands.gc import collect_garbage
 from gitexp.commands.rm import mark_deleted
-from gitexp.listing import Run, list_runs
-from gitexp.record import new_record
+from gitexp.listing import S_EXACT, SUMMARY_VERSION, Run, list_runs
+from gitexp.record import dump_record, new_record
 
 pytestmark = pytest.mark.usefixtures(libgit2_home.__name__)
 
@@ -53,7 +55,7 @@ def listing(runs: list[Run]) -> list[tuple[Any, ...]]:
             run.tags,
             run.message,
             run.duration_s,
-            run.headline_metrics,
+            run.log_columns(),
             run.record,
             run.as_json(),
         )
@@ -130,7 +132,8 @@ def test_a_cache_hit_lists_exactly_what_a_cold_read_does(
     assert statuses["eval/20261120.001.cccc"] == "unreadable"
     assert statuses["eval/20261120.002.dddd"] == "crashed"  # a ref without a note, an hour old
     first = next(run for run in warm if run[0] == "train/20261120.001.aaaa")
-    assert first[7:11] == (["best"], "first line", 12.5, [["val_acc", 0.9], ["loss", 0.25]])
+    assert first[7:10] == (["best"], "first line", 12.5)
+    assert first[10][0].endswith("val_acc=0.9 loss=0.25")
 
 
 def test_log_prints_the_same_through_the_cache(repo: pygit2.Repository, repo_dir: Path) -> None:
@@ -226,8 +229,13 @@ def _forged_entries(data: bytes) -> bytes:
 
 
 def _foreign_json(data: bytes) -> bytes:
-    body = orjson.dumps({"notes": None, "entries": {}})
-    return f"{cache.MAGIC.decode()} 1 1 {len(body)} {zlib.crc32(body)}\n".encode() + body
+    body = orjson.dumps({"notes": None, "entries": {}, "refs": None, "runs": None})
+    return _with_header(body)
+
+
+def _with_header(body: bytes) -> bytes:
+    version = f"{cache.FORMAT_VERSION} {SUMMARY_VERSION}"
+    return f"{cache.MAGIC.decode()} {version} {len(body)} {zlib.crc32(body)}\n".encode() + body
 
 
 @pytest.mark.parametrize(
@@ -330,3 +338,125 @@ def test_only_the_notes_that_changed_are_read_again(
     assert warm["train/20261120.002.bbbb"].status == "failed"
     kept = warm["train/20261120.001.aaaa"]
     assert (kept.status, kept.tags, kept.message) == ("succeeded", ["best"], "first line")
+
+
+def _age_ref_storage(repo_dir: Path, seconds: float = 3600) -> None:
+    """Date the run refs' storage back, as in any repository whose runs are not brand new."""
+    when = time.time() - seconds
+    common = Path(git(repo_dir, "rev-parse", "--git-common-dir").strip())
+    if not common.is_absolute():
+        common = repo_dir / common
+    paths = [common / "refs" / "experiments", common / "packed-refs"]
+    paths += [path for path in paths[0].iterdir() if path.is_dir()]
+    for path in paths:
+        if path.exists():
+            os.utime(path, (when, when))
+
+
+def _drop_cached_run(repo_dir: Path, run_id: str) -> None:
+    """Remove one run from the cached listing, keeping the file valid (checksum and all)."""
+    path = cache.cache_file(pygit2.Repository(str(repo_dir)))
+    mtime = path.stat().st_mtime_ns
+    body = orjson.loads(path.read_bytes().partition(b"\n")[2])
+    body["runs"] = [row for row in body["runs"] if row[1] != run_id]
+    path.write_bytes(_with_header(orjson.dumps(body)))
+    os.utime(path, ns=(mtime, mtime))
+
+
+def test_the_cached_list_of_runs_is_used_while_no_run_ref_changed(
+    repo: pygit2.Repository, repo_dir: Path
+) -> None:
+    _age_ref_storage(repo_dir)
+    cold = listing(list_runs(repo))
+    _drop_cached_run(repo_dir, "20261120.002.bbbb")
+    # Proof that the run refs were not listed again: the doctored listing is what shows.
+    warm = list_runs(pygit2.Repository(str(repo_dir)))
+    assert [run[0] for run in listing(warm)] == [run[0] for run in cold if "bbbb" not in run[0]]
+
+
+def test_a_cached_list_of_runs_as_new_as_its_refs_is_not_trusted(
+    repo: pygit2.Repository, repo_dir: Path
+) -> None:
+    # The refs were written a moment ago: a change within the same timestamp tick could
+    # leave their stamp equal, so the refs are listed again.
+    cold = listing(list_runs(repo))
+    _drop_cached_run(repo_dir, "20261120.002.bbbb")
+    assert listing(list_runs(pygit2.Repository(str(repo_dir)))) == cold
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda repo, repo_dir: make_run(
+            repo, "new", "20261120.001.jjjj", finished_record("new", "j", started(22))
+        ),
+        lambda repo, repo_dir: git(
+            repo_dir, "update-ref", "-d", "refs/experiments/train/20261120.002.bbbb"
+        ),
+        lambda repo, repo_dir: git(repo_dir, "pack-refs", "--all"),
+        lambda repo, repo_dir: git(
+            repo_dir,
+            "update-ref",
+            "refs/experiments/eval/20261120.003.eeee",
+            "refs/experiments/train/20261120.001.aaaa",
+        ),
+    ],
+    ids=["new-run", "ref-deleted", "refs-packed", "ref-moved"],
+)
+@pytest.mark.parametrize("aged", [True, False], ids=["then-aged", "fresh"])
+def test_a_run_ref_change_is_seen_through_a_trusted_cache(
+    repo: pygit2.Repository, repo_dir: Path, change: Any, aged: bool
+) -> None:
+    _age_ref_storage(repo_dir, 7200)
+    list_runs(repo)
+    assert listing(list_runs(pygit2.Repository(str(repo_dir)))) == cold_listing(repo_dir)
+    change(repo, repo_dir)
+    if aged:  # as if the change were made long ago: only the stamp tells
+        _age_ref_storage(repo_dir, 3600)
+    assert listing(list_runs(pygit2.Repository(str(repo_dir)))) == cold_listing(repo_dir)
+    refs = git(repo_dir, "for-each-ref", "--format=%(refname) %(objectname)", "refs/experiments")
+    listed = {f"{run.ref} {run.commit}" for run in list_runs(pygit2.Repository(str(repo_dir)))}
+    assert listed == set(refs.split("\n")) - {""}
+
+
+def _exact_record(name: str, run_id: str, commit: str, **fields: Any) -> dict[str, Any]:
+    record = finished_record(name, run_id, started(8), **fields)
+    record["commit"] = commit
+    return record
+
+
+def test_log_json_is_every_record_as_json_byte_for_byte(repo_dir: Path) -> None:
+    """Notes copied as they are and records re-serialised print the same array."""
+    repo = pygit2.Repository(str(repo_dir))
+    _, commit = make_run(repo, "exact", "20261120.001.kkkk")
+    metrics = {"loss": {"last": 0.5, "min": 0.5, "max": 0.5, "count": 1, "step": 0}}
+    exact = _exact_record(
+        "exact", "20261120.001.kkkk", commit, message="é ünïcode \u0085 \u202e", metrics=metrics
+    )
+    cache.store.update_note(repo, commit, lambda _old: dump_record(exact), SIGNATURE)
+    # The same snapshot under a second ref: its note names the first run, not this one.
+    git(repo_dir, "update-ref", "refs/experiments/copy/20261120.001.llll", commit)
+    _, compact_commit = make_run(repo, "compact", "20261120.001.mmmm")
+    compact = _exact_record("compact", "20261120.001.mmmm", compact_commit)
+    cache.store.update_note(repo, compact_commit, lambda _old: orjson.dumps(compact), SIGNATURE)
+    _, dead_commit = make_run(repo, "dead", "20261120.001.nnnn")
+    dead = _exact_record("dead", "20261120.001.nnnn", dead_commit)
+    dead["status"] = "running"
+    dead["host"] = {"hostname": HOST, "pid": 2**22 + 17, "pid_started_at": 1.0}
+    cache.store.update_note(repo, dead_commit, lambda _old: dump_record(dead), SIGNATURE)
+    make_run(repo, "broken", "20261120.001.oooo", b"{not json")
+    make_run(repo, "bare", "20261120.001.pppp", None)
+
+    runs = list_runs(repo)
+    by_id = {run.id: run for run in runs}
+    assert by_id["exact/20261120.001.kkkk"].summary[S_EXACT] is True
+    assert by_id["dead/20261120.001.nnnn"].status == "crashed"
+    expected = orjson.dumps([run.as_json() for run in runs], option=orjson.OPT_INDENT_2)
+    expected = expected.decode().translate(JSON_UNSAFE).encode() + b"\n"
+    for _ in range(2):  # cold, then through the cache
+        result = CliRunner().invoke(cli, ["log", "--json", "--all"], catch_exceptions=False)
+        assert result.exit_code == 0
+        assert result.stdout_bytes == expected
+    copy = next(item for item in orjson.loads(expected) if item["name"] == "copy")
+    assert copy["ref"] == "refs/experiments/copy/20261120.001.llll"
+    assert "\\u0085" in expected.decode() and "\\u202e" in expected.decode()

@@ -34,41 +34,37 @@ def open_repo() -> Any:
 
 def log_lines(runs: Sequence[Any], now: float, colour: bool) -> list[str]:
     """Every run as `git exp log` prints it, one line each (ANSI colours when `colour`)."""
-    from gitexp.display import format_duration, format_value, format_when
+    from gitexp.display import DATE_AFTER_S, format_when
 
     # Only the runs' summaries: parsing 100,000 records to print a line each costs seconds.
+    # The loop is written for speed: at 100,000 runs every call in it costs 0.01 s or more.
     id_width = max((len(run.id) for run in runs), default=0)
     style = click.style if colour else _unstyled
     statuses: dict[str, str] = {}  # a handful of distinct statuses: style each once
+    dates: dict[int, str] = {}  # a run over a week old shows its date: one per quarter hour
+    deleted_mark = style("(deleted)", fg="red")
     lines = []
     for run in runs:
-        pairs = run.headline_metrics
-        metrics = (
-            safe(" ".join(f"{name}={format_value(value)}" for name, value in pairs))
-            if pairs
-            else ""
-        )
-        tags, message = run.tags, run.message
-        label = (
-            " ".join([*(f"[{safe(tag)}]" for tag in tags), safe(message)]).strip()
-            if tags or message
-            else ""
-        )
+        started = run.started
+        if started > 0 and now - started >= DATE_AFTER_S:
+            # Every time zone's offset is a whole number of quarter hours.
+            when = dates.get(int(started) // 900)
+            if when is None:
+                when = dates[int(started) // 900] = format_when(started, now).rjust(8)
+        else:
+            when = format_when(started, now).rjust(8)
         status = statuses.get(run.status)
         if status is None:
             status = style(f"{safe(run.status):<11}", fg=STATUS_COLOURS.get(run.status))
             statuses[run.status] = status
-        parts = [
-            style(f"{run.id:<{id_width}}", fg="yellow"),
-            status,
-            f"{format_when(run.started, now):>8}",
-            f"{format_duration(run.duration_s):>7}",
-            run.commit[:7],
-            metrics or safe(run.problem or ""),
-            style("(deleted)", fg="red") if run.deleted else "",
-            label,
-        ]
-        lines.append("  ".join(filter(None, parts)))
+        middle, label = run.log_columns()
+        name = run.id.ljust(id_width)
+        if colour:
+            name = style(name, fg="yellow")
+        line = f"{name}  {status}  {when}  {middle}"
+        if run.deleted:
+            line = f"{line}  {deleted_mark}"
+        lines.append(f"{line}  {label}" if label else line)
     return lines
 
 
@@ -100,3 +96,16 @@ def echo_json(value: Any) -> None:
     # orjson escapes C0 controls only; records from other remotes can hold C1 controls and
     # bidi overrides too, which a terminal acts on (valid JSON either way).
     click.echo(text if text.isascii() else text.translate(JSON_UNSAFE))
+
+
+def echo_json_array(items: Sequence[bytes]) -> None:
+    """Print a JSON array of already serialised, indented items, as `echo_json` would."""
+    if not items:
+        click.echo("[]")
+        return
+    # Exactly what OPT_INDENT_2 makes of a list: each item's lines indented one more level.
+    body = b",\n".join(b"  " + item.replace(b"\n", b"\n  ") for item in items)
+    data = b"[\n" + body + b"\n]\n"
+    if not data.isascii():
+        data = data.decode().translate(JSON_UNSAFE).encode()
+    click.echo(data, nl=False)

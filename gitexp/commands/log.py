@@ -32,11 +32,13 @@ def log_runs(
     before `reverse` and `max_count`.
     """
     predicate = compile_where(where) if where else None
-    runs = [
-        run
-        for run in list_runs(repo)
-        if _selected(run, names, statuses, tags, since, include_deleted)
-    ]
+    runs = list_runs(repo)
+    if names or statuses or tags or since is not None:
+        runs = [
+            run for run in runs if _selected(run, names, statuses, tags, since, include_deleted)
+        ]
+    elif not include_deleted:
+        runs = [run for run in runs if not run.deleted]
     if predicate is not None:
         runs = [run for run in runs if predicate(run.as_json())]
     if sort:
