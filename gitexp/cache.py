@@ -41,18 +41,32 @@ Summarize = Callable[[str, bytes], tuple[list[Any], "dict[str, Any] | None"]]
 
 
 class NotesIndex:
-    """Every note's blob id and summary, the records parsed while building it, and the runs
-    in listing order when the cached ones are still current."""
+    """Every note's blob id and summary, the records parsed while building it, and the
+    cached listing's rows when they are still current."""
 
-    def __init__(self, entries: dict[str, list[Any]], parsed: dict[str, dict[str, Any]]):
-        # entries: annotated object hex -> [note blob hex, summary]
-        self.entries = entries
+    def __init__(
+        self,
+        entries: dict[str, list[Any]] | None,
+        parsed: dict[str, dict[str, Any]],
+        load_entries: Callable[[NotesIndex], dict[str, list[Any]]] | None = None,
+    ) -> None:
+        # entries: annotated object hex -> [note blob hex, summary]; read when first needed
+        self._entries, self._load_entries = entries, load_entries
         self.parsed = parsed
-        # [name, id, commit hex] of every run ref, in listing order; None: list them anew
-        self.runs: list[list[str]] | None = None
+        # The rows of every run, in listing order (their shape is the caller's, see `save`);
+        # None: list the runs anew.
+        self.runs: list[list[Any]] | None = None
         self.tip: str | None = None
         self.refs_stamp: tuple[str, int] | None = None
         self.changed = False  # entries differ from the cache file's
+
+    @property
+    def entries(self) -> dict[str, list[Any]]:
+        if self._entries is None:
+            assert self._load_entries is not None
+            self._entries = self._load_entries(self)
+            self._load_entries = None
+        return self._entries
 
     def outdated(self) -> bool:
         """The cache file lacks these entries or a current listing of the runs."""
@@ -60,26 +74,38 @@ class NotesIndex:
 
 
 class _CacheFile:
-    """What a whole, valid cache file holds."""
+    """What a valid cache file holds; its entries are parsed only when asked for."""
 
     def __init__(
         self,
         tip: str | None,
-        entries: dict[str, list[Any]],
         refs_stamp: tuple[str, int] | None,
-        runs: list[list[str]] | None,
+        runs: list[list[Any]] | None,
         mtime_ns: int,
+        entries_segment: bytes,
+        entries_crc: bytes,
     ) -> None:
-        self.tip, self.entries, self.refs_stamp, self.runs = tip, entries, refs_stamp, runs
-        self.mtime_ns = mtime_ns
+        self.tip, self.refs_stamp, self.runs, self.mtime_ns = tip, refs_stamp, runs, mtime_ns
+        self._segment, self._crc = entries_segment, entries_crc
 
-    def runs_if_current(self, refs_stamp: tuple[str, int] | None) -> list[list[str]] | None:
-        """The cached runs when no run ref can have changed since they were listed."""
+    def runs_if_current(self, refs_stamp: tuple[str, int] | None) -> list[list[Any]] | None:
+        """The cached rows when no run ref can have changed since they were listed."""
         if refs_stamp is None or self.refs_stamp != refs_stamp or self.runs is None:
             return None
         if refs_stamp[1] >= self.mtime_ns - RACY_NS:
             return None  # racily current: a change in the same tick would not show
         return self.runs
+
+    def entries(self) -> dict[str, list[Any]] | None:
+        """The entries segment; None when it is damaged or not of this file's notes commit."""
+        if str(zlib.crc32(self._segment)).encode() != self._crc:
+            return None
+        try:
+            value = orjson.loads(self._segment)
+            tip, entries = value["notes"], value["entries"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            return None
+        return entries if tip == self.tip and isinstance(entries, dict) else None
 
 
 def cache_file(repo: pygit2.Repository) -> Path:
@@ -90,15 +116,26 @@ def cache_file(repo: pygit2.Repository) -> Path:
 def notes_index(repo: pygit2.Repository, summarize: Summarize, summary_version: int) -> NotesIndex:
     """The summary of every note in refs/notes/experiments, from the cache when it is current.
 
-    `summary_version` names the shape `summarize` returns: a cache built by another shape is
-    rebuilt, never misread. Call `save` once the runs are listed (nothing is written here).
+    `summary_version` names the shape `summarize` returns (and that of the rows): a cache
+    built by another shape is rebuilt, never misread. Call `save` once the runs are listed
+    (nothing is written here).
     """
     refs_stamp = store.run_refs_stamp(repo)  # before anything is read: a later change shows
     tip = store.notes_tip(repo)
     tip_hex = str(tip.id) if tip is not None else None
     cached = _read(cache_file(repo), summary_version)
     if cached is not None and cached.tip == tip_hex:
-        index = NotesIndex(cached.entries, {})
+        current = cached
+
+        def load_entries(index: NotesIndex) -> dict[str, list[Any]]:
+            entries = current.entries()
+            if entries is not None:
+                return entries
+            rebuilt = _built(repo, tip, summarize)  # a damaged segment: read the notes again
+            index.parsed, index.changed = rebuilt.parsed, True
+            return rebuilt.entries
+
+        index = NotesIndex(None, {}, load_entries)
         index.runs = cached.runs_if_current(refs_stamp)
     else:
         index = _updated(repo, cached, tip, summarize) or _built(repo, tip, summarize)
@@ -108,12 +145,13 @@ def notes_index(repo: pygit2.Repository, summarize: Summarize, summary_version: 
 
 
 def save(
-    repo: pygit2.Repository, summary_version: int, index: NotesIndex, runs: list[list[str]]
+    repo: pygit2.Repository, summary_version: int, index: NotesIndex, runs: list[list[Any]]
 ) -> None:
-    """Keep `index` and `runs` (listed after `index` was made, in listing order) on disk."""
+    """Keep `index` and the rows of `runs` (listed after `index` was made) on disk."""
     stamp = list(index.refs_stamp) if index.refs_stamp is not None else None
-    body = orjson.dumps({"notes": index.tip, "entries": index.entries, "refs": stamp, "runs": runs})
-    _write(cache_file(repo), summary_version, body)
+    listing = orjson.dumps({"notes": index.tip, "refs": stamp, "runs": runs})
+    entries = orjson.dumps({"notes": index.tip, "entries": index.entries})
+    _write(cache_file(repo), summary_version, listing, entries)
 
 
 def _built(repo: pygit2.Repository, tip: pygit2.Commit | None, summarize: Summarize) -> NotesIndex:
@@ -138,7 +176,10 @@ def _updated(
         old = repo[cached.tip].peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError):
         return None  # the cached notes commit is gone (gc'd after a rewrite): rebuild
-    index = NotesIndex(cached.entries, {})
+    entries = cached.entries()
+    if entries is None:
+        return None
+    index = NotesIndex(entries, {})
     removed: dict[str, list[Any]] = {}
     added: list[tuple[str, str]] = []
     for delta in old.tree.diff_to_tree(tip.tree).deltas:
@@ -182,7 +223,7 @@ def _note_hex(path: str | None) -> str | None:
 
 
 def _read(path: Path, summary_version: int) -> _CacheFile | None:
-    """The cache file's content; None unless it is whole and ours."""
+    """The cache file's listing segment (its entries on demand); None unless it is ours."""
     try:
         with open(path, "rb") as file:
             mtime_ns = os.fstat(file.fileno()).st_mtime_ns
@@ -192,22 +233,28 @@ def _read(path: Path, summary_version: int) -> _CacheFile | None:
     header, _, body = data.partition(b"\n")
     parts = header.split(b" ")
     expected = [MAGIC, str(FORMAT_VERSION).encode(), str(summary_version).encode()]
-    if len(parts) != 5 or parts[:3] != expected:
+    if len(parts) != 7 or parts[:3] != expected:
         return None
-    if parts[3] != str(len(body)).encode() or parts[4] != str(zlib.crc32(body)).encode():
-        return None  # truncated or damaged
     try:
-        value = orjson.loads(body)
-        tip, entries, stamp, runs = value["notes"], value["entries"], value["refs"], value["runs"]
+        listing_length, entries_length = int(parts[3]), int(parts[5])
+    except ValueError:
+        return None
+    if listing_length < 0 or entries_length < 0 or listing_length + entries_length != len(body):
+        return None  # truncated
+    listing = body[:listing_length]
+    if str(zlib.crc32(listing)).encode() != parts[4]:
+        return None  # damaged
+    try:
+        value = orjson.loads(listing)
+        tip, stamp, runs = value["notes"], value["refs"], value["runs"]
     except (orjson.JSONDecodeError, TypeError, KeyError):
         return None
-    if not (tip is None or isinstance(tip, str)) or not isinstance(entries, dict):
+    if not (tip is None or isinstance(tip, str)):
         return None
     # Rows are checked where they are used (a malformed one sends the listing the slow way):
     # checking 100,000 of them here would cost what the cache saves.
-    return _CacheFile(
-        tip, entries, _stamp(stamp), runs if isinstance(runs, list) else None, mtime_ns
-    )
+    runs = runs if isinstance(runs, list) else None
+    return _CacheFile(tip, _stamp(stamp), runs, mtime_ns, body[listing_length:], parts[6])
 
 
 def _stamp(value: Any) -> tuple[str, int] | None:
@@ -218,9 +265,19 @@ def _stamp(value: Any) -> tuple[str, int] | None:
     return None
 
 
-def _write(path: Path, summary_version: int, body: bytes) -> None:
+def _write(path: Path, summary_version: int, listing: bytes, entries: bytes) -> None:
     """Replace the cache file atomically; a read-only repository just goes without."""
-    header = f"{MAGIC.decode()} {FORMAT_VERSION} {summary_version} {len(body)} {zlib.crc32(body)}"
+    header = " ".join(
+        [
+            MAGIC.decode(),
+            str(FORMAT_VERSION),
+            str(summary_version),
+            str(len(listing)),
+            str(zlib.crc32(listing)),
+            str(len(entries)),
+            str(zlib.crc32(entries)),
+        ]
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".listing-", dir=path.parent)
@@ -229,7 +286,7 @@ def _write(path: Path, summary_version: int, body: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp's 0600 would hide it from other users
-            file.write(header.encode() + b"\n" + body)
+            file.write(header.encode() + b"\n" + listing + entries)
         os.replace(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):

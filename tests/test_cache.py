@@ -29,7 +29,7 @@ from gitexp.cli import cli
 from gitexp.cli.common import JSON_UNSAFE
 from gitexp.commands.gc import collect_garbage
 from gitexp.commands.rm import mark_deleted
-from gitexp.listing import S_EXACT, SUMMARY_VERSION, Run, list_runs
+from gitexp.listing import S_EXACT, SUMMARY_VERSION, Run, list_runs, log_entries
 from gitexp.record import dump_record, new_record
 
 pytestmark = pytest.mark.usefixtures(libgit2_home.__name__)
@@ -55,7 +55,7 @@ def listing(runs: list[Run]) -> list[tuple[Any, ...]]:
             run.tags,
             run.message,
             run.duration_s,
-            run.log_columns(),
+            run.log_entry(),
             run.record,
             run.as_json(),
         )
@@ -78,8 +78,15 @@ def cold_listing(repo_dir: Path) -> list[tuple[Any, ...]]:
 
 def cached_notes_commit(repo_dir: Path) -> str | None:
     """The notes commit the cache file says it was built from."""
-    _, _, body = cache.cache_file(pygit2.Repository(str(repo_dir))).read_bytes().partition(b"\n")
-    return orjson.loads(body)["notes"]
+    listing, _ = _segments(cache.cache_file(pygit2.Repository(str(repo_dir))).read_bytes())
+    return orjson.loads(listing)["notes"]
+
+
+def _segments(data: bytes) -> tuple[bytes, bytes]:
+    """(listing, entries): the two JSON documents of a cache file."""
+    header, _, body = data.partition(b"\n")
+    listing_length = int(header.split(b" ")[3])
+    return body[:listing_length], body[listing_length:]
 
 
 @pytest.fixture
@@ -133,7 +140,7 @@ def test_a_cache_hit_lists_exactly_what_a_cold_read_does(
     assert statuses["eval/20261120.002.dddd"] == "crashed"  # a ref without a note, an hour old
     first = next(run for run in warm if run[0] == "train/20261120.001.aaaa")
     assert first[7:10] == (["best"], "first line", 12.5)
-    assert first[10][0].endswith("val_acc=0.9 loss=0.25")
+    assert first[10][4].endswith("val_acc=0.9 loss=0.25")
 
 
 def test_log_prints_the_same_through_the_cache(repo: pygit2.Repository, repo_dir: Path) -> None:
@@ -228,14 +235,27 @@ def _forged_entries(data: bytes) -> bytes:
     return b" ".join(parts) + b"\n" + body
 
 
+def _flipped_listing(data: bytes) -> bytes:
+    body = bytearray(data)
+    body[data.index(b"\n") + 20] ^= 0x01
+    return bytes(body)
+
+
 def _foreign_json(data: bytes) -> bytes:
-    body = orjson.dumps({"notes": None, "entries": {}, "refs": None, "runs": None})
-    return _with_header(body)
+    listing = orjson.dumps({"notes": None, "refs": None, "runs": []})
+    return _with_header(listing, orjson.dumps({"notes": None, "entries": {}}))
 
 
-def _with_header(body: bytes) -> bytes:
-    version = f"{cache.FORMAT_VERSION} {SUMMARY_VERSION}"
-    return f"{cache.MAGIC.decode()} {version} {len(body)} {zlib.crc32(body)}\n".encode() + body
+def _with_header(listing: bytes, entries: bytes) -> bytes:
+    header = " ".join(
+        [
+            cache.MAGIC.decode(),
+            f"{cache.FORMAT_VERSION} {SUMMARY_VERSION}",
+            f"{len(listing)} {zlib.crc32(listing)}",
+            f"{len(entries)} {zlib.crc32(entries)}",
+        ]
+    )
+    return header.encode() + b"\n" + listing + entries
 
 
 @pytest.mark.parametrize(
@@ -243,13 +263,23 @@ def _with_header(body: bytes) -> bytes:
     [
         _truncated,
         _flipped,
+        _flipped_listing,
         _forged_entries,
         lambda data: b"",
         lambda data: os.urandom(4096),
         lambda data: b'{"notes": null, "entries": {}}',
         lambda data: data.replace(b"\n", b" ", 1),
     ],
-    ids=["truncated", "bit-flip", "other-version", "empty", "garbage", "bare-json", "no-header"],
+    ids=[
+        "truncated",
+        "bit-flip",
+        "bit-flip-in-listing",
+        "other-version",
+        "empty",
+        "garbage",
+        "bare-json",
+        "no-header",
+    ],
 )
 def test_a_damaged_cache_is_ignored_and_rebuilt(
     repo: pygit2.Repository, repo_dir: Path, damage: Any
@@ -310,12 +340,18 @@ def test_a_cached_running_record_still_turns_crashed(repo_dir: Path) -> None:
         host = {"hostname": HOST, "pid": child.pid, "pid_started_at": process.create_time()}
         record = new_record(id="train/x", name="train", started_at=started(12), host=host)
         make_run(repo, "train", "20261120.001.live", record)
-        assert [run.status for run in list_runs(repo)] == ["running"]
+        make_run(repo, "bare", "20261120.001.none", None, seconds_ago=0)  # starting now
+        _age_ref_storage(repo_dir)
+        assert [run.status for run in list_runs(repo)] == ["running", "running"]
+        assert [entry[1] for entry in log_entries(repo)] == ["running", "running"]
     finally:
         child.kill()
         child.wait()
     notes_before = git(repo_dir, "rev-parse", cache.store.NOTES_REF).strip()
-    (run,) = list_runs(pygit2.Repository(str(repo_dir)))
+    # Through the cached rows too (the refs are an hour old: the rows are trusted).
+    statuses = {entry[0]: entry[1] for entry in log_entries(pygit2.Repository(str(repo_dir)))}
+    assert statuses == {"bare/20261120.001.none": "running", "train/20261120.001.live": "crashed"}
+    (run,) = [run for run in list_runs(pygit2.Repository(str(repo_dir))) if run.name == "train"]
     assert cached_notes_commit(repo_dir) == notes_before  # served from the cache
     assert run.status == "crashed"
     assert run.as_json()["status"] == "crashed"
@@ -357,9 +393,10 @@ def _drop_cached_run(repo_dir: Path, run_id: str) -> None:
     """Remove one run from the cached listing, keeping the file valid (checksum and all)."""
     path = cache.cache_file(pygit2.Repository(str(repo_dir)))
     mtime = path.stat().st_mtime_ns
-    body = orjson.loads(path.read_bytes().partition(b"\n")[2])
-    body["runs"] = [row for row in body["runs"] if row[1] != run_id]
-    path.write_bytes(_with_header(orjson.dumps(body)))
+    listing, entries = _segments(path.read_bytes())
+    body = orjson.loads(listing)
+    body["runs"] = [row for row in body["runs"] if not row[0].endswith(f"/{run_id}")]
+    path.write_bytes(_with_header(orjson.dumps(body), entries))
     os.utime(path, ns=(mtime, mtime))
 
 
@@ -460,3 +497,22 @@ def test_log_json_is_every_record_as_json_byte_for_byte(repo_dir: Path) -> None:
     copy = next(item for item in orjson.loads(expected) if item["name"] == "copy")
     assert copy["ref"] == "refs/experiments/copy/20261120.001.llll"
     assert "\\u0085" in expected.decode() and "\\u202e" in expected.decode()
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["--all"], ["-n", "2"], ["-r", "--all"], ["-r", "-n", "3"]]
+)
+def test_the_plain_listing_prints_what_the_filtered_one_does(
+    repo: pygit2.Repository, repo_dir: Path, options: list[str]
+) -> None:
+    """`git exp log` prints from the cache's rows; a `--where` listing goes through runs."""
+    mark_deleted(repo, ["aaaa"], True, {})
+    everything = ["--where", "status exists or not status exists"]
+    _age_ref_storage(repo_dir)
+    runner = CliRunner()
+    for _ in range(3):  # cold, then racy, then through the trusted cache
+        plain = runner.invoke(cli, ["log", *options], catch_exceptions=False)
+        filtered = runner.invoke(cli, ["log", *options, *everything], catch_exceptions=False)
+        assert plain.exit_code == filtered.exit_code == 0
+        assert plain.output == filtered.output
+    assert ("(deleted)" in plain.output) == ("--all" in options)

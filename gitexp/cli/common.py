@@ -32,20 +32,19 @@ def open_repo() -> Any:
     return open_repository(Path.cwd())
 
 
-def log_lines(runs: Sequence[Any], now: float, colour: bool) -> list[str]:
-    """Every run as `git exp log` prints it, one line each (ANSI colours when `colour`)."""
+def log_lines(entries: Sequence[Any], now: float, colour: bool) -> list[str]:
+    """Every run's line in `git exp log` (ANSI colours when `colour`); `entries` are
+    listing.LogEntry tuples."""
     from gitexp.display import DATE_AFTER_S, format_when
 
-    # Only the runs' summaries: parsing 100,000 records to print a line each costs seconds.
-    # The loop is written for speed: at 100,000 runs every call in it costs 0.01 s or more.
-    id_width = max((len(run.id) for run in runs), default=0)
+    # Written for speed: at 100,000 runs every call in the loop costs 0.01 s or more.
+    id_width = max((len(entry[0]) for entry in entries), default=0)  # entry[0]: the run's id
     style = click.style if colour else _unstyled
     statuses: dict[str, str] = {}  # a handful of distinct statuses: style each once
     dates: dict[int, str] = {}  # a run over a week old shows its date: one per quarter hour
     deleted_mark = style("(deleted)", fg="red")
     lines = []
-    for run in runs:
-        started = run.started
+    for run_id, status, started, deleted, middle, label, _commit, _host in entries:
         if started > 0 and now - started >= DATE_AFTER_S:
             # Every time zone's offset is a whole number of quarter hours.
             when = dates.get(int(started) // 900)
@@ -53,16 +52,14 @@ def log_lines(runs: Sequence[Any], now: float, colour: bool) -> list[str]:
                 when = dates[int(started) // 900] = format_when(started, now).rjust(8)
         else:
             when = format_when(started, now).rjust(8)
-        status = statuses.get(run.status)
-        if status is None:
-            status = style(f"{safe(run.status):<11}", fg=STATUS_COLOURS.get(run.status))
-            statuses[run.status] = status
-        middle, label = run.log_columns()
-        name = run.id.ljust(id_width)
+        shown = statuses.get(status)
+        if shown is None:
+            shown = statuses[status] = style(f"{safe(status):<11}", fg=STATUS_COLOURS.get(status))
+        name = run_id.ljust(id_width)
         if colour:
             name = style(name, fg="yellow")
-        line = f"{name}  {status}  {when}  {middle}"
-        if run.deleted:
+        line = f"{name}  {shown}  {when}  {middle}"
+        if deleted:
             line = f"{line}  {deleted_mark}"
         lines.append(f"{line}  {label}" if label else line)
     return lines

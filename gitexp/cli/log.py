@@ -76,6 +76,7 @@ def log(
       git exp log --json | jq '.[0].metrics'
     """
     from gitexp.commands.log import log_runs
+    from gitexp.listing import log_entries
     from gitexp.query import parse_since
 
     # 100,000 runs in memory: every few hundred objects made while printing, a cyclic
@@ -84,6 +85,10 @@ def log(
     gc.disable()
     try:
         repo = open_repo()
+        if fmt is None and not (names or statuses or tags or where or since or sort):
+            # The plain listing: lines straight from the listing cache, no run objects.
+            _print_lines(log_entries(repo), include_deleted, reverse, max_count)
+            return
         runs = log_runs(
             repo,
             names,
@@ -116,11 +121,29 @@ def _print_runs(repo: Any, runs: list[Any], fmt: str | None) -> None:
         rows = [_table_row(run) for run in runs]
         click.echo(render_table(TABLE_COLUMNS, rows, "csv" if fmt == "csv" else "md"))
     else:
-        context = click.get_current_context()
-        colour = context.color if context.color is not None else sys.stdout.isatty()
-        lines = log_lines(runs, time.time(), colour)
-        if lines:
-            click.echo("\n".join(lines))
+        _print_lines([run.log_entry() for run in runs])
+
+
+def _print_lines(
+    entries: list[Any],
+    include_deleted: bool = True,
+    reverse: bool = False,
+    max_count: int | None = None,
+) -> None:
+    """Print log lines, with the plain listing's selection (as log_runs makes it)."""
+    from gitexp.listing import L_DELETED
+
+    if not include_deleted:
+        entries = [entry for entry in entries if not entry[L_DELETED]]
+    if reverse:
+        entries.reverse()
+    if max_count is not None:
+        entries = entries[:max_count]
+    context = click.get_current_context()
+    colour = context.color if context.color is not None else sys.stdout.isatty()
+    lines = log_lines(entries, time.time(), colour)
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def _table_row(run: Any) -> list[str]:
