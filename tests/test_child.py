@@ -408,3 +408,125 @@ def test_sigterm_flushes_buffered_points_and_still_kills(tmp_path: Path) -> None
         time.sleep(0.01)
     assert process.returncode == -signal.SIGTERM  # it still dies of SIGTERM
     assert metrics.read_text() == '{"step":1,"loss":0.5}\n'
+
+
+def test_step_is_written_first_however_it_is_passed(run_env: Path) -> None:
+    gitexp.log(step=0, loss=0.5)
+    gitexp.log(loss=0.5, step=1)
+    gitexp.log(loss=0.5, step=2, acc=0.25)
+    gitexp.log(**{"loss": 0.5, "st" + "ep": 3})
+    gitexp.log(step=None, loss=0.5)
+    gitexp.log(loss=0.5, step=None)
+    gitexp.log(step=4)
+    gitexp.log()
+    gitexp.log(data=1)  # `data` is positional-only: as a keyword it is a metric
+    gitexp.flush()
+    assert (run_env / "metrics.jsonl").read_text().splitlines() == [
+        '{"step":0,"loss":0.5}',
+        '{"step":1,"loss":0.5}',
+        '{"step":2,"loss":0.5,"acc":0.25}',
+        '{"step":3,"loss":0.5}',
+        '{"loss":0.5}',
+        '{"loss":0.5}',
+        '{"step":4}',
+        "{}",
+        '{"data":1}',
+    ]
+
+
+def test_threads_logging_while_others_write_the_buffer_lose_nothing(
+    run_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(child, "FLUSH_BYTES", 512)  # a write every few points
+
+    def worker(index: int) -> None:
+        for step in range(3_000):
+            gitexp.log(step=step, worker=index)
+            if step % 500 == 0:
+                gitexp.flush()
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gitexp.flush()
+    points = read_points(run_env / "metrics.jsonl")
+    for index in range(6):
+        assert [point["step"] for point in points if point["worker"] == index] == list(range(3_000))
+    assert len(points) == 18_000
+
+
+def test_a_signal_handler_that_logs_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    result = run_python(
+        """
+        import itertools
+        import signal
+        import gitexp
+        from gitexp import child
+
+        child.FLUSH_BYTES = 256  # many writes for the handler to interrupt
+        calls = itertools.count()  # handlers may interrupt handlers: one atomic counter
+
+        def handler(signum, frame):
+            n = next(calls)
+            gitexp.log(source="handler", n=n)
+            if n % 3 == 0:
+                gitexp.flush()
+
+        gitexp.flush()  # reads the environment before any handler can run
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        for step in range(100_000):
+            gitexp.log(step=step, source="main")
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        gitexp.flush()
+        print(next(calls))
+        """,
+        {"GITEXP_METRICS": str(metrics)},
+    )
+    assert result.returncode == 0, result.stderr
+    handled = int(result.stdout)
+    assert handled > 0
+    points = read_points(metrics)
+    assert [p["step"] for p in points if p["source"] == "main"] == list(range(100_000))
+    assert sorted(p["n"] for p in points if p["source"] == "handler") == list(range(handled))
+
+
+def test_sigterm_while_the_buffer_is_being_written_keeps_every_point(tmp_path: Path) -> None:
+    import signal
+
+    # A FIFO nobody reads yet: the write of the buffer blocks, so SIGTERM lands inside it.
+    fifo = tmp_path / "metrics.jsonl"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        code = """
+            import gitexp
+            from gitexp import child
+
+            child.FLUSH_BYTES = 1 << 30
+            for step in range(20_000):  # about 500 KB, several times a pipe's capacity
+                gitexp.log(step=step, loss=0.5)
+            print("ready", flush=True)
+            gitexp.flush()
+            """
+        process = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            env={**os.environ, "GITEXP_METRICS": str(fifo), "PYTHONPATH": str(REPO_ROOT)},
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        time.sleep(0.3)  # let flush() fill the pipe and block
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        os.set_blocking(reader, True)
+        received = bytearray()
+        while chunk := os.read(reader, 1 << 16):
+            received.extend(chunk)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        os.close(reader)
+    lines = received.decode().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(20_000))

@@ -463,6 +463,20 @@ def test_linked_worktree(repo_dir: Path, scratch: Path, tmp_path: Path) -> None:
     assert (repo_dir / ".git" / "index").read_bytes() == main_index
 
 
+def test_git_dir_elsewhere_behind_a_dot_git_file(tmp_path: Path, scratch: Path) -> None:
+    # Opened again by its git dir alone, such a repository has no working tree of its own.
+    work = tmp_path / "work"
+    git(tmp_path, "init", "-q", "-b", "main", f"--separate-git-dir={tmp_path / 'gitdir'}", "work")
+    (work / "README").write_text("hello\n")
+    git(work, "add", "README")
+    git(work, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "-m", "initial")
+    (work / "README").write_text("edited\n")
+    (work / "new.py").write_text("new\n")
+    snapshot = check_snapshot(work, scratch)
+    assert snapshot.untracked == ["new.py"]
+    assert snapshot.dirty is True
+
+
 def test_sparse_checkout_keeps_files_outside_the_cone(repo_dir: Path, scratch: Path) -> None:
     for name in ("inside/a.py", "outside/b.py"):
         (repo_dir / name).parent.mkdir(exist_ok=True)
@@ -486,6 +500,34 @@ def test_snapshot_is_repeatable_and_leaves_repo_object_usable(
     assert first.tree == second.tree
     assert "new.py" not in repo.index  # the staging was only ever in memory
     assert repo.status()["new.py"] == pygit2.enums.FileStatus.WT_NEW
+
+
+def test_a_reused_repo_object_sees_the_index_git_changed_since(
+    repo_dir: Path, scratch: Path
+) -> None:
+    # The index is only re-read when its file changed: each snapshot must still start from it.
+    repo = pygit2.Repository(str(repo_dir))
+    clean = snapshot_tree(repo, BIG)  # nothing to stage: the index object is left as loaded
+    assert str(clean.tree) == oracle_tree(repo_dir, scratch)
+    (repo_dir / ".gitignore").write_text("*.log\n")
+    (repo_dir / "kept.log").write_text("tracked although ignored\n")
+    git(repo_dir, "add", ".gitignore")
+    git(repo_dir, "add", "-f", "kept.log")  # only the index says this file belongs in the tree
+    staged = snapshot_tree(repo, BIG)
+    assert str(staged.tree) == oracle_tree(repo_dir, scratch)
+    assert git(repo_dir, "ls-tree", "--name-only", str(staged.tree), "kept.log").strip()
+    (repo_dir / "new.py").write_text("new\n")
+    (repo_dir / "README").write_text("edited after staging\n")
+    dirty = snapshot_tree(repo, BIG)
+    assert str(dirty.tree) == oracle_tree(repo_dir, scratch)
+    git(repo_dir, "add", "-A")
+    git(repo_dir, "commit", "-q", "-m", "everything")
+    after_commit = snapshot_tree(repo, BIG)
+    assert str(after_commit.tree) == git(repo_dir, "rev-parse", "HEAD^{tree}").strip()
+    assert after_commit.dirty is False
+    staged_entries = sorted((entry.path, str(entry.id), int(entry.mode)) for entry in repo.index)
+    listed = [line.split(maxsplit=3) for line in git(repo_dir, "ls-files", "-s").splitlines()]
+    assert staged_entries == sorted((path, oid, int(mode, 8)) for mode, oid, _, path in listed)
 
 
 def test_commit_snapshot_parent_is_head_and_fsck_is_clean(repo_dir: Path, scratch: Path) -> None:
