@@ -13,10 +13,8 @@ only costs speed. Format: docs/format.md.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ import orjson
 import pygit2
 
 from gitexp import store
+from gitexp.cachefile import write_atomically
 from gitexp.repository import common_dir
 
 CACHE_PATH = ("experiments", ".cache", "listing-v2")
@@ -278,16 +277,4 @@ def _write(path: Path, summary_version: int, listing: bytes, entries: bytes) -> 
             str(zlib.crc32(entries)),
         ]
     )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".listing-", dir=path.parent)
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o644)  # mkstemp's 0600 would hide it from other users
-            file.write(header.encode() + b"\n" + listing + entries)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    write_atomically(path, header.encode() + b"\n" + listing + entries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import getpass
 import json
 import os
@@ -10,12 +11,14 @@ import platform
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psutil
 
 from gitexp.argparams import is_secret_name
+from gitexp.probecache import ProbeCache
 
 PACKAGES_OF_INTEREST: tuple[str, ...] = (
     "gitexp",
@@ -135,23 +138,88 @@ ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CUDA_", "NCCL_", "TORCH_")
 
 # Runs in the user's interpreter, which may be any Python >= 3.8 without gitexp or orjson
 # installed: stdlib only, no syntax newer than 3.8. Names are looked up one by one because
-# scanning every installed distribution takes seconds in a large environment.
+# scanning every installed distribution takes seconds in a large environment. Besides the
+# answer it reports every path the answer depends on, stat'ed before being read, so that
+# gitexp.probecache can tell when a stored answer still holds.
 PYTHON_PROBE_SCRIPT = """\
 import sys
 # -c puts the current directory first on sys.path: a user's json.py must not shadow the stdlib.
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 import json
+import os
 import platform
+import time
 try:
     from importlib import metadata
 except ImportError:
     metadata = None
+
+
+def stat_of(path):
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_size]
+
+
+# -> (the directory relative paths were read from, or None; [[path, stat], ...])
+def dependencies():
+    paths = list(sys.path)
+    try:
+        import site
+        site_dirs = site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # an old virtualenv's own site.py
+        site_dirs = []
+        paths.append(None)
+    for site_dir in site_dirs:
+        paths.append(site_dir)
+        try:
+            names = sorted(os.listdir(site_dir))
+        except OSError:
+            names = []
+        paths.extend(os.path.join(site_dir, n) for n in names if n.endswith(".pth"))
+    import sysconfig
+    # A shared libpython holds the version: it can be upgraded under an unchanged binary.
+    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        libdir = sysconfig.get_config_var("LIBDIR")
+        soname = sysconfig.get_config_var("INSTSONAME")
+        paths.append(os.path.join(libdir, soname) if libdir and soname else None)
+    for module in ("sitecustomize", "usercustomize"):
+        paths.append(getattr(sys.modules.get(module), "__file__", None) or "")
+    home = os.path.dirname(sys.executable)
+    paths.append(os.path.join(home, "pyvenv.cfg"))
+    paths.append(os.path.join(os.path.dirname(home), "pyvenv.cfg"))
+    if not all(isinstance(p, str) for p in paths):
+        raise ValueError("a path that is not a string")
+    paths = list(dict.fromkeys(p for p in paths if p))
+    # A relative entry (a path hook's marker, say) is looked up from the current directory.
+    cwd = os.getcwd() if any(not os.path.isabs(p) for p in paths) else None
+    return cwd, [[os.path.abspath(p), stat_of(p)] for p in paths]
+
+
+checked_at = time.time()
+try:
+    cwd, depends = dependencies()
+    complete = True
+except Exception:
+    cwd, depends, complete = None, [], False
 packages = {}
 for name in sys.argv[1:] if metadata is not None else []:
     for candidate in (name, name.replace("-", "_"), name.replace("_", "-")):
         try:
-            packages[name] = metadata.version(candidate)
+            dist = metadata.distribution(candidate)
+        except Exception:
+            continue
+        try:
+            where = os.path.abspath(str(dist._path))
+            for p in (where, os.path.join(where, "METADATA"), os.path.join(where, "PKG-INFO")):
+                depends.append([p, stat_of(p)])
+        except Exception:
+            complete = False
+        try:
+            packages[name] = dist.version
             break
         except Exception:
             pass
@@ -160,6 +228,7 @@ sys.stdout.write(json.dumps({
     "version": platform.python_version(),
     "implementation": platform.python_implementation(),
     "packages": packages,
+    "cache": {"checked_at": checked_at, "complete": complete, "cwd": cwd, "depends": depends},
 }) + "\\n")
 """
 
@@ -207,18 +276,38 @@ class _BackgroundCommand:
 
 
 class PythonProbe:
-    """The probe of an interpreter, running in the background."""
+    """The probe of an interpreter, running in the background or answered from the cache."""
 
-    def __init__(self, python: str, command: _BackgroundCommand) -> None:
+    def __init__(
+        self,
+        python: str,
+        command: _BackgroundCommand | None,
+        cached: dict[str, Any] | None = None,
+        remember: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> None:
         self._python = python
         self._command = command
+        self._cached = cached
+        self._remember = remember
+
+    @property
+    def from_cache(self) -> bool:
+        """True when the answer is a stored one and no interpreter was started."""
+        return self._cached is not None
 
     def result(self, timeout: float = 10.0) -> dict[str, Any]:
         """Wait for the probe and return what it found, or a record of why it failed."""
+        if self._cached is not None:
+            return {**self._cached, "packages": dict(self._cached["packages"])}
+        assert self._command is not None
         stdout, error = self._command.output(timeout)
         if stdout is not None:
             found = _parse_probe_output(stdout)
             if found is not None:
+                report = found.pop("cache", None)
+                if self._remember is not None and isinstance(report, dict):
+                    self._remember(found, report)
+                    self._remember = None
                 return found
             error = "the probe printed no JSON object"
         return {
@@ -245,15 +334,29 @@ def _parse_probe_output(stdout: str) -> dict[str, Any] | None:
 
 
 def start_python_probe(
-    python: str, packages: Sequence[str], *, env: Mapping[str, str] | None = None
+    python: str,
+    packages: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cache: ProbeCache | None = None,
 ) -> PythonProbe:
     """Start probing ``python`` for its version and the installed versions of ``packages``.
 
     Returns at once; call :meth:`PythonProbe.result` to collect. ``env`` is the environment
-    the probe runs in (default: this process's), so ``PYTHONPATH`` matches the run's.
+    the probe runs in (default: this process's), so ``PYTHONPATH`` matches the run's. With a
+    ``cache``, a still-valid stored answer is used instead of starting ``python``, and a new
+    answer is stored when it is safe to reuse (:mod:`gitexp.probecache`).
     """
+    key = cache.key(python, packages, os.environ if env is None else env) if cache else None
+    if cache is not None and key is not None:
+        cached = cache.lookup(key)
+        if cached is not None:
+            return PythonProbe(python, None, cached=cached)
     argv = [python, "-c", PYTHON_PROBE_SCRIPT, *packages]
-    return PythonProbe(python, _BackgroundCommand(argv, env))
+    remember = None
+    if cache is not None and key is not None:
+        remember = functools.partial(cache.store, key, python)
+    return PythonProbe(python, _BackgroundCommand(argv, env), remember=remember)
 
 
 def host_info(pid: int) -> dict[str, Any]:
@@ -279,6 +382,35 @@ def host_info(pid: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
     }
+
+
+class HostProbe:
+    """:func:`host_info` computed on a thread: ``platform.platform()`` runs ``uname -p``."""
+
+    def __init__(self, pid: int) -> None:
+        self._info: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pid: int) -> None:
+        try:
+            self._info = host_info(pid)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the thread; what :func:`host_info` returned (or raised)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._info is not None
+        return self._info
+
+
+def start_host_probe(pid: int) -> HostProbe:
+    """Start :func:`host_info` for ``pid`` in the background; returns at once."""
+    return HostProbe(pid)
 
 
 class GpuProbe:

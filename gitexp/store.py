@@ -45,6 +45,19 @@ def list_run_refs(repo: pygit2.Repository) -> list[tuple[str, str]]:
     return found
 
 
+def run_ref_names(repo: pygit2.Repository, prefix: str = REF_PREFIX) -> list[str]:
+    """The names of the refs starting with `prefix` (under refs/experiments/), unresolved.
+
+    Cheaper than `list_run_refs` when the targets do not matter: nothing is peeled.
+    """
+    wanted = prefix.encode()
+    return [
+        name.decode(errors="surrogateescape")
+        for name in repo.raw_listall_references()
+        if name.startswith(wanted)
+    ]
+
+
 def run_refs_stamp(repo: pygit2.Repository) -> tuple[str, int] | None:
     """(digest, newest mtime in ns) of the on-disk state of every run ref; None if unknown.
 

@@ -23,6 +23,7 @@ from gitexp.environment import (
     parse_nvidia_smi_csv,
     recorded_env,
     start_gpu_probe,
+    start_host_probe,
     start_python_probe,
 )
 
@@ -120,6 +121,13 @@ def test_host_info_describes_this_process() -> None:
     assert info["memory_bytes"] == psutil.virtual_memory().total
     assert info["hostname"]
     assert info["platform"] == platform.platform()
+
+
+def test_host_probe_in_the_background_is_host_info() -> None:
+    assert start_host_probe(os.getpid()).result() == host_info(os.getpid())
+    process = psutil.Popen(["true"])
+    process.wait()
+    assert start_host_probe(process.pid).result()["pid_started_at"] is None
 
 
 def test_host_info_of_a_finished_process() -> None:

@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 import pygit2
 
-from gitexp import environment, ids, rundir, store
+from gitexp import environment, ids, probecache, rundir, store
 from gitexp.argparams import parse_argv_params, redact_argv, redact_params
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
+from gitexp.probecache import ProbeCache
 from gitexp.program import Launch, resolve_program
 from gitexp.record import (
     dump_record,
@@ -89,17 +90,35 @@ def run_experiment(
         request.command, request.cwd, request.environ.get("PATH"), sys.executable
     )
     packages = environment.PACKAGES_OF_INTEREST + _extra_packages(repo)
-    python_probe = environment.start_python_probe(launch.python, packages, env=request.environ)
+    python_probe = environment.start_python_probe(
+        launch.python,
+        packages,
+        env=request.environ,
+        cache=ProbeCache(common_dir(repo).joinpath(*probecache.CACHE_PATH)),
+    )
     gpu_probe = environment.start_gpu_probe()
+    host_probe = environment.start_host_probe(os.getpid())
     signature = identity(repo, dict(request.environ))
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
     snapshot = snapshot_tree(repo, max_size)
     command = redact_argv(request.command)
-    ref, commit = claim_run_ref(repo, name, snapshot, command, signature)
-    run_id = ref[len(ids.REF_PREFIX) :]
     root = request.logdir or rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR"))
-    run_dir = rundir.run_directory(root, *run_id.split("/"))
+    # What may take long is gathered before the ref exists: between the ref and its first
+    # note, `git exp tag` and friends find a run without a record.
     python_info = python_probe.result(PROBE_TIMEOUT_S)
+    gathered = {
+        "cwd": _relative_cwd(request.cwd, workdir),
+        "python": {k: v for k, v in python_info.items() if k != "packages"},
+        "packages": python_info.get("packages", {}),
+        "gpus": gpu_probe.result(PROBE_TIMEOUT_S),
+        "env": environment.recorded_env(request.environ),
+        "git": snapshot.git_info(),
+        "params": redact_params(parse_argv_params(program_args(request.command))),
+    }
+    ref, commit = claim_run_ref(repo, name, snapshot, command, signature)
+    gathered["host"] = host_probe.result()  # `uname -p`: a few ms, hidden behind the claim
+    run_id = ref[len(ids.REF_PREFIX) :]
+    run_dir = rundir.run_directory(root, *run_id.split("/"))
     started_at = now_iso()
     record = new_record(
         id=run_id,
@@ -107,16 +126,9 @@ def run_experiment(
         ref=ref,
         commit=commit,
         command=command,
-        cwd=_relative_cwd(request.cwd, workdir),
         run_dir=str(run_dir),
         started_at=started_at,
-        host=environment.host_info(os.getpid()),
-        python={k: v for k, v in python_info.items() if k != "packages"},
-        packages=python_info.get("packages", {}),
-        gpus=gpu_probe.result(PROBE_TIMEOUT_S),
-        env=environment.recorded_env(request.environ),
-        git=snapshot.git_info(),
-        params=redact_params(parse_argv_params(program_args(request.command))),
+        **gathered,
         message=request.message,
         message_at=started_at if request.message else None,
         tags=tags,
@@ -320,11 +332,10 @@ def _name_lock(repo: pygit2.Repository, name: str) -> Iterator[None]:
 def _next_count(repo: pygit2.Repository, name: str, day: dt.date) -> int:
     prefix = f"{ids.REF_PREFIX}{name}/{day:%Y%m%d}."
     counts = [0]
-    for ref, _ in store.list_run_refs(repo):
-        if ref.startswith(prefix):
-            parsed = ids.parse_run_ref(ref)
-            if parsed:
-                counts.append(int(parsed[1].split(".")[1]))
+    for ref in store.run_ref_names(repo, prefix):
+        parsed = ids.parse_run_ref(ref)
+        if parsed:
+            counts.append(int(parsed[1].split(".")[1]))
     return max(counts) + 1
 
 

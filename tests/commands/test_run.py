@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pygit2
@@ -25,6 +26,7 @@ from helpers_e2e import (
 
 from gitexp.commands.run import RunRequest, run_experiment
 from gitexp.errors import BareRepositoryError, InvalidNameError, ProgramNotFoundError
+from gitexp.probecache import RACY_SECONDS
 
 NAME_RULE = (
     "use letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -314,3 +316,21 @@ def test_a_bad_argument_is_recorded_as_a_usage_error(repo_dir: Path) -> None:
     assert (record["status"], record["exit_code"]) == ("failed", 2)
     assert record["error"]["type"] == "UsageError"
     assert record["error"]["message"] == "unrecognized arguments: --dropout 0"
+
+
+def test_the_probe_answer_is_cached_in_the_common_dir_and_recorded_the_same(
+    repo_dir: Path,
+) -> None:
+    first, _ = run_core(repo_dir, "true")
+    second, _ = run_core(repo_dir, "true")
+
+    cache = repo_dir / ".git" / "experiments" / ".cache" / "python-probe-v1"
+    if not cache.exists():  # this virtualenv changed just before: nothing was safe to keep
+        time.sleep(RACY_SECONDS)
+        second, _ = run_core(repo_dir, "true")
+    assert cache.read_bytes().startswith(b"gitexp-python-probe-cache 1 ")
+    assert git(repo_dir, "status", "--porcelain", "--ignored") == ""
+    for field in ("python", "packages"):
+        assert first.record[field] == second.record[field] == note(repo_dir, second.commit)[field]
+    assert first.record["python"]["executable"] == str(Path(sys.executable).parent / "python")
+    assert "cache" not in first.record["python"]
