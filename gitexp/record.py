@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import psutil
 import pygit2
 
 from gitexp import store
@@ -106,6 +105,8 @@ def effective_status(record: dict[str, Any], hostname: str | None = None) -> str
 def _process_alive(pid: object, started_at: object) -> bool:
     if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
         return True  # nothing to check against (a hand-edited record?): do not guess
+    import psutil  # only for running runs: listings of finished ones never load it
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
