@@ -63,6 +63,10 @@ def plot(
     data = plot_data(open_repo(), specs, metrics, env_logdir=os.environ.get("GITEXP_LOGDIR"))
     for run_id in data.without_metrics:
         click.echo(f"gitexp: {run_id} has no metrics yet; left out", err=True)
+    for run_id in data.not_here:
+        click.echo(
+            f"gitexp: {run_id}: its run directory is not on this machine; left out", err=True
+        )
     hidden = [name for name in data.available if name not in data.metrics]
     if hidden and not metrics:
         click.echo(f"gitexp: also logged (--metric NAME): {safe(', '.join(hidden))}", err=True)

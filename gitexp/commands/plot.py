@@ -54,6 +54,8 @@ class PlotData:
     runs: list[PlottedRun]
     available: list[str] = field(default_factory=list)
     without_metrics: list[str] = field(default_factory=list)
+    # Runs whose directory is not on this machine (run elsewhere and fetched, or collected).
+    not_here: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The plotted metrics and runs, plus the other metrics there are."""
@@ -62,6 +64,7 @@ class PlotData:
             "available": self.available,
             "runs": [run.as_json() for run in self.runs],
             "without_metrics": self.without_metrics,
+            "not_here": self.not_here,
         }
 
 
@@ -75,28 +78,22 @@ def plot_data(
 
     Without `metrics`: those every run with metrics has logged (all of them when the runs share
     none), at most MAX_DEFAULT_METRICS, in order of first appearance. Runs without any metric
-    are left out and listed in `without_metrics`; if no run has one, that is an error.
+    are left out and listed in `without_metrics`, or in `not_here` when their run directory
+    is not on this machine; if no run has one, that is an error.
     """
     every = list_runs(repo)
     runs = _unique([resolve_run_spec(every, spec) for spec in specs])
     root = logdir_root(repo, env_logdir)
+    run_dirs = [find_run_dir(root, run.name, run.run_id, run.record) for run in runs]
     plotted = [
-        PlottedRun(
-            run.id,
-            label,
-            run.status,
-            metric_series(find_run_dir(root, run.name, run.run_id, run.record)),
-        )
-        for run, label in zip(runs, short_labels(runs), strict=True)
+        PlottedRun(run.id, label, run.status, metric_series(run_dir))
+        for run, label, run_dir in zip(runs, short_labels(runs), run_dirs, strict=True)
     ]
     with_metrics = [run for run in plotted if run.series]
-    without = [run.id for run in plotted if not run.series]
+    not_here = [run.id for run, run_dir in zip(runs, run_dirs, strict=True) if run_dir is None]
+    without = [run.id for run in plotted if not run.series and run.id not in not_here]
     if not with_metrics:
-        shown = ", ".join(without)
-        raise NoMetricsError(
-            f"no metrics to plot: {shown} logged none (programs log them with gitexp.log(...) "
-            "or JSON lines in $GITEXP_METRICS)"
-        )
+        raise NoMetricsError(_no_metrics_message(without, not_here))
     available = list(dict.fromkeys(name for run in with_metrics for name in run.series))
     if metrics:
         chosen = list(dict.fromkeys(metrics))
@@ -109,7 +106,22 @@ def plot_data(
         chosen = default_metrics([run.series for run in with_metrics], available)
     for run in with_metrics:
         run.series = {name: run.series[name] for name in chosen if name in run.series}
-    return PlotData(metrics=chosen, runs=with_metrics, available=available, without_metrics=without)
+    return PlotData(chosen, with_metrics, available, without, not_here)
+
+
+def _no_metrics_message(without: list[str], not_here: list[str]) -> str:
+    reasons = []
+    if without:
+        reasons.append(
+            f"{', '.join(without)} logged none (programs log them with gitexp.log(...) "
+            "or JSON lines in $GITEXP_METRICS)"
+        )
+    if not_here:
+        reasons.append(
+            f"the run directory of {', '.join(not_here)} is not on this machine (metrics stay "
+            "where a run ran: `git exp export` there and `git exp import` here bring them)"
+        )
+    return "no metrics to plot: " + "; ".join(reasons)
 
 
 def default_metrics(series: Sequence[Series], available: list[str]) -> list[str]:

@@ -56,7 +56,8 @@ def runs(repo_dir: Path) -> dict[str, Path]:
     made[full_id] = run_dir = repo_dir / ".git" / "experiments" / full_id
     write_points(run_dir, {"step": 0, "loss": 3.0}, {"step": 1, "loss": 2.0})
     full_id, _ = snapshot_run(repo_dir, "20260101.004.dddd")
-    made[full_id] = repo_dir / ".git" / "experiments" / full_id  # never created: no metrics
+    made[full_id] = run_dir = repo_dir / ".git" / "experiments" / full_id
+    run_dir.mkdir(parents=True)  # a run that logged nothing
     return made
 
 
@@ -121,6 +122,30 @@ def test_plot_data_errors(runs: dict[str, Path]) -> None:
         NoMetricsError, match=r"^no metrics to plot: train/20260101.004.dddd logged"
     ):
         plot_data(repo, ["dddd"])
+
+
+def test_a_run_whose_directory_is_elsewhere_is_named_as_such(
+    runs: dict[str, Path], repo_dir: Path
+) -> None:
+    # As after `git exp pull`: the record names a run directory on the machine it ran on.
+    full_id, _ = snapshot_run(
+        repo_dir, "20260101.005.eeee", {"run_dir": "/elsewhere/train/20260101.005.eeee"}
+    )
+    repo = pygit2.Repository(".")
+    data = plot_data(repo, ["aaaa", "eeee", "dddd"])
+    assert (data.not_here, data.without_metrics) == ([full_id], ["train/20260101.004.dddd"])
+    with pytest.raises(NoMetricsError) as raised:
+        plot_data(repo, ["eeee", "dddd"])
+    assert str(raised.value) == (
+        "no metrics to plot: train/20260101.004.dddd logged none (programs log them with "
+        "gitexp.log(...) or JSON lines in $GITEXP_METRICS); the run directory of "
+        f"{full_id} is not on this machine (metrics stay where a run ran: `git exp export` "
+        "there and `git exp import` here bring them)"
+    )
+    result = git_exp(repo_dir, "plot", "aaaa", "eeee", "--json")
+    assert result.returncode == 0
+    assert f"{full_id}: its run directory is not on this machine; left out" in result.stderr
+    assert json.loads(result.stdout)["not_here"] == [full_id]
 
 
 def test_labels_are_short_unless_ambiguous(repo_dir: Path) -> None:
