@@ -108,14 +108,36 @@ def merge_notes(
         if theirs is None or (ours is not None and _contains(repo, ours.id, theirs.id)):
             return None
         if ours is None or _contains(repo, theirs.id, ours.id):
-            summary.fast_forward = True
-            summary.added = len(store.notes_of(repo, theirs)) - len(store.notes_of(repo, ours))
-            return theirs.id
+            if _fast_forward(ours, theirs, summary) or ours is None:
+                return theirs.id
+            summary = NotesMerge()  # the remote removed records kept here: merge instead
         changes = _merged_changes(repo, ours, theirs, summary)
         return store.notes_commit_with(repo, ours, changes, [theirs.id], message, signature)
 
     store.swap_notes(repo, next_commit, "notes: merged by 'git exp pull'")
     return summary
+
+
+def _fast_forward(ours: pygit2.Commit | None, theirs: pygit2.Commit, summary: NotesMerge) -> bool:
+    """Count what moving to `theirs` adds and updates; False when it would remove a record.
+
+    A record the remote no longer has was collected there (`git exp gc`); this clone still
+    has the run, so its record stays: a merge keeps it where a fast-forward would drop it.
+    """
+    our_blobs = dict(store.walk_note_blobs(ours)) if ours is not None else {}
+    their_blobs = dict(store.walk_note_blobs(theirs))
+    if any(commit not in their_blobs for commit in our_blobs):
+        return False
+    summary.fast_forward = True
+    for commit, blob in their_blobs.items():
+        kept = our_blobs.get(commit)
+        if kept is None:
+            summary.added += 1
+        elif kept != blob:
+            summary.merged += 1
+        else:
+            summary.unchanged += 1
+    return True
 
 
 def _merged_changes(

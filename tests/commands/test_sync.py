@@ -172,3 +172,32 @@ def test_a_run_collected_here_is_not_brought_back_by_pull(clones: tuple[Path, Pa
     assert "0 new run(s)" in result.stdout
     assert list(records(a)) == [run for run in records(a) if run != gone]
     assert gone not in git(a, "for-each-ref", "--format=%(refname)", "refs/experiments")
+
+
+def test_a_record_collected_on_the_remote_stays_here(clones: tuple[Path, Path, Path]) -> None:
+    """The remote's notes descend from ours but lack a record: no fast-forward drops it."""
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    assert "2 record(s) added" in exp(b, "pull").stdout
+    kept = records(b)
+    gone = exp(a, "rm", "@").stdout.split()[0]
+    exp(a, "gc")
+    exp(a, "push")
+    result = exp(b, "pull")
+    assert "0 record(s) added, 0 merged" in result.stdout
+    assert records(b) == kept  # still both, with their records
+    assert kept[gone]["status"] == "succeeded"
+
+
+def test_pull_counts_records_updated_by_a_fast_forward(clones: tuple[Path, Path, Path]) -> None:
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    exp(b, "pull")
+    exp(a, "tag", "@", "best")
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    assert "1 new run(s), 1 record(s) added, 1 merged" in exp(b, "pull").stdout
+    assert records(b) == records(a)
