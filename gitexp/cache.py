@@ -5,8 +5,8 @@ reading one file does. Its summaries are keyed by the notes commit they were bui
 when refs/notes/experiments moved, only the notes the two notes trees differ in are re-read
 (a libgit2 tree diff skips every unchanged fan-out directory). Its list of runs, already in
 listing order, is kept with a stamp of the run refs' storage (`store.run_refs_stamp`) and
-used only while that stamp is unchanged and was not taken within `RACY_NS` of the cache
-being written. It is never the source of truth: a missing, foreign, truncated or corrupt
+used only while that stamp is unchanged and no ref had changed within `RACY_NS` of the moment
+it was taken. It is never the source of truth: a missing, foreign, truncated or corrupt
 file is ignored and rebuilt, and a cache that cannot be written (a read-only repository)
 only costs speed. Format: docs/format.md.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +31,9 @@ from gitexp.repository import common_dir
 CACHE_PATH = ("experiments", ".cache", "listing-v2")
 MAGIC = b"gitexp-listing-cache"
 FORMAT_VERSION = 2
-# A refs stamp this close to the cache file's own mtime may miss a change made within the
-# same timestamp tick (1 s on some file systems, 2 s on FAT): such a listing is re-read.
+# A ref changed this close to the moment the refs were stamped may change again within the
+# same timestamp tick (1 s on some file systems, 2 s on FAT) without changing the stamp:
+# such a listing is re-read.
 RACY_NS = 2_000_000_000
 NOTE_PATH = re.compile(r"(?:[0-9a-f]{2}/)*[0-9a-f]{2,40}\Z")
 
@@ -56,7 +58,7 @@ class NotesIndex:
         # None: list the runs anew.
         self.runs: list[list[Any]] | None = None
         self.tip: str | None = None
-        self.refs_stamp: tuple[str, int] | None = None
+        self.refs_stamp: tuple[str, int, int] | None = None
         self.changed = False  # entries differ from the cache file's
 
     @property
@@ -68,8 +70,13 @@ class NotesIndex:
         return self._entries
 
     def outdated(self) -> bool:
-        """The cache file lacks these entries or a current listing of the runs."""
-        return self.changed or (self.runs is None and self.refs_stamp is not None)
+        """The cache file lacks these entries, or a listing of the runs it could trust."""
+        if self.changed:
+            return True
+        if self.runs is not None or self.refs_stamp is None:
+            return False
+        _, newest, stamped_at = self.refs_stamp
+        return newest < stamped_at - RACY_NS  # a racy listing would not be used: not saved
 
 
 class _CacheFile:
@@ -78,7 +85,7 @@ class _CacheFile:
     def __init__(
         self,
         tip: str | None,
-        refs_stamp: tuple[str, int] | None,
+        refs_stamp: tuple[str, int, int] | None,
         runs: list[list[Any]] | None,
         mtime_ns: int,
         entries_segment: bytes,
@@ -87,11 +94,15 @@ class _CacheFile:
         self.tip, self.refs_stamp, self.runs, self.mtime_ns = tip, refs_stamp, runs, mtime_ns
         self._segment, self._crc = entries_segment, entries_crc
 
-    def runs_if_current(self, refs_stamp: tuple[str, int] | None) -> list[list[Any]] | None:
+    def runs_if_current(self, refs_stamp: tuple[str, int, int] | None) -> list[list[Any]] | None:
         """The cached rows when no run ref can have changed since they were listed."""
-        if refs_stamp is None or self.refs_stamp != refs_stamp or self.runs is None:
+        cached = self.refs_stamp
+        if refs_stamp is None or cached is None or self.runs is None:
             return None
-        if refs_stamp[1] >= self.mtime_ns - RACY_NS:
+        if cached[:2] != refs_stamp[:2]:
+            return None
+        # The file's mtime guards against a clock other than the file system's (NFS).
+        if cached[1] >= min(cached[2], self.mtime_ns) - RACY_NS:
             return None  # racily current: a change in the same tick would not show
         return self.runs
 
@@ -119,7 +130,10 @@ def notes_index(repo: pygit2.Repository, summarize: Summarize, summary_version: 
     built by another shape is rebuilt, never misread. Call `save` once the runs are listed
     (nothing is written here).
     """
-    refs_stamp = store.run_refs_stamp(repo)  # before anything is read: a later change shows
+    # Stamped before anything is read, so that a later change shows; and when.
+    stamped_at = time.time_ns()
+    stamp = store.run_refs_stamp(repo)
+    refs_stamp = (*stamp, stamped_at) if stamp is not None else None
     tip = store.notes_tip(repo)
     tip_hex = str(tip.id) if tip is not None else None
     cached = _read(cache_file(repo), summary_version)
@@ -256,11 +270,11 @@ def _read(path: Path, summary_version: int) -> _CacheFile | None:
     return _CacheFile(tip, _stamp(stamp), runs, mtime_ns, body[listing_length:], parts[6])
 
 
-def _stamp(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, list) and len(value) == 2:
-        digest, newest = value
-        if isinstance(digest, str) and isinstance(newest, int):
-            return digest, newest
+def _stamp(value: Any) -> tuple[str, int, int] | None:
+    if isinstance(value, list) and len(value) == 3:
+        digest, newest, stamped_at = value
+        if isinstance(digest, str) and isinstance(newest, int) and isinstance(stamped_at, int):
+            return digest, newest, stamped_at
     return None
 
 

@@ -29,9 +29,10 @@ RECORD_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def now_iso() -> str:
-    """The current local time with its UTC offset, to the millisecond."""
-    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+def now_iso(seconds: float | None = None) -> str:
+    """The local time (now, or Unix time `seconds`) with its UTC offset, to the millisecond."""
+    when = dt.datetime.now() if seconds is None else dt.datetime.fromtimestamp(seconds)
+    return when.astimezone().isoformat(timespec="milliseconds")
 
 
 def new_record(**fields: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ SAMPLE_INTERVAL_S = 1.0
 # showing the last megabytes), but not forever: a background grandchild may hold them open.
 PIPE_DRAIN_S = 2.0
 PIPE_DRAIN_MAX_S = 10.0
+DRAIN_BACKLOG = 64 * 1024
 # The stdout pipe is enlarged to a whole read (where the kernel lets us) so that a fast
 # writer hands over a megabyte per wake-up instead of 64 KiB. Only stdout: enlarged pipes
 # count against the user's pipe quota (fs.pipe-user-pages-soft, 64 MiB by default), past
@@ -56,6 +57,7 @@ class ProcessOutcome:
     peak_rss_bytes: int
     cpu_seconds: float
     output_error: str | None = None
+    ended_at: float = 0.0  # Unix time the program ended (before its output was drained)
 
     @property
     def exit_status(self) -> int:
@@ -175,6 +177,7 @@ def supervise(
         for signum in pending:
             watcher.handle(signum, origin_kernel=False)
         status, usage = watcher.wait()
+        ended, ended_at = time.monotonic(), time.time()
         _drain(pumps, tee)
         for pump, (source, _) in zip(pumps, streams, strict=False):
             if not pump.is_alive():
@@ -188,10 +191,11 @@ def supervise(
         exit_code=code if code >= 0 else None,
         signal=-code if code < 0 else None,
         interrupted_by=watcher.interrupted_by,
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=round(ended - started, 3),
         peak_rss_bytes=max(watcher.peak_rss, usage.ru_maxrss * 1024),
         cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
         output_error=tee.error,
+        ended_at=ended_at,
     )
 
 
@@ -279,15 +283,21 @@ def _spawn(
 
 
 def _drain(pumps: Sequence[threading.Thread], tee: OutputTee) -> None:
-    """Wait for the pumps to reach end of file while they make progress (up to a limit)."""
+    """Wait for the pumps to reach end of file while a backlog drains (up to a limit).
+
+    Each wait lasts PIPE_DRAIN_S; another follows only when that one moved at least
+    DRAIN_BACKLOG bytes (a slow terminal showing the last megabytes), so a background process
+    the program left behind, printing a line now and then, holds the run only PIPE_DRAIN_S.
+    """
     deadline = time.monotonic() + PIPE_DRAIN_MAX_S
-    moved = -1
-    while tee.moved != moved and time.monotonic() < deadline:
-        moved = tee.moved
+    while True:
+        before = tee.moved
         stop = time.monotonic() + PIPE_DRAIN_S
         for pump in pumps:
             pump.join(max(0.0, stop - time.monotonic()))
         if not any(pump.is_alive() for pump in pumps):
+            return
+        if tee.moved - before < DRAIN_BACKLOG or time.monotonic() >= deadline:
             return
 
 

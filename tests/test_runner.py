@@ -148,6 +148,7 @@ runner.PIPE_DRAIN_S = 0.2
 log = Path(sys.argv[2]) / "output.log"
 outcome = runner.supervise([sys.executable, sys.argv[1]], Path(sys.argv[2]), os.environ, log)
 Path(sys.argv[2], "outcome.json").write_text(json.dumps(outcome.exit_code))
+Path(sys.argv[2], "timing.json").write_text(json.dumps([outcome.duration_s, outcome.ended_at]))
 """
 
 
@@ -194,3 +195,29 @@ def test_a_silent_grandchild_holding_the_pipes_does_not_keep_the_run_open(tmp_pa
         assert (tmp_path / "output.log").read_bytes() == stdout
     finally:
         os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_grandchild_printing_now_and_then_holds_the_run_briefly_and_is_not_timed(
+    tmp_path: Path,
+) -> None:
+    # Like a program that starts a server and exits: the server keeps the pipes, printing.
+    supervisor = start_supervisor(
+        tmp_path,
+        """
+        import subprocess, sys
+        loop = "for i in $(seq 300); do echo still here $(date +%s.%N); sleep 0.1; done"
+        print("started", subprocess.Popen(["sh", "-c", loop]).pid, flush=True)
+        """,
+    )
+    assert supervisor.stdout is not None
+    printer = int(supervisor.stdout.readline().split()[1])
+    try:
+        supervisor.wait(timeout=60)
+        assert psutil.pid_exists(printer)  # still printing: the run did not wait for it
+        logged = (tmp_path / "output.log").read_text().splitlines()
+        times = [float(line.split()[2]) for line in logged if line.startswith("still here")]
+        assert 0 < len(times) < 30  # a drain window's worth, not 30 s of it
+        _, ended_at = json.loads((tmp_path / "timing.json").read_text())
+        assert ended_at < max(times)  # when the program ended, not when the drain did
+    finally:
+        os.kill(printer, signal.SIGKILL)

@@ -265,7 +265,7 @@ def finish_fields(
         error = rundir.usage_error_from_log(run_dir / rundir.OUTPUT_LOG)
     fields: dict[str, Any] = {
         "status": _final_status(outcome, failure),
-        "ended_at": now_iso(),
+        "ended_at": now_iso(outcome.ended_at if outcome is not None else None),
         "params": redact_params(params),
         "metrics": summary.metrics,
         "artifacts": artifacts,
