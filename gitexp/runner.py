@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import resource
+import select
 import signal
 import subprocess
 import threading
@@ -329,6 +330,10 @@ def _write_all(fd: int, data: bytes | memoryview, raise_errors: bool = False) ->
         try:
             written = os.write(fd, view)
         except InterruptedError:
+            continue
+        except BlockingIOError:
+            # A terminal left non-blocking (by another program sharing it) is full for now.
+            select.select([], [fd], [], 1.0)
             continue
         except OSError:
             if raise_errors:

@@ -221,3 +221,26 @@ def test_a_grandchild_printing_now_and_then_holds_the_run_briefly_and_is_not_tim
         assert ended_at < max(times)  # when the program ended, not when the drain did
     finally:
         os.kill(printer, signal.SIGKILL)
+
+
+def test_a_non_blocking_terminal_that_fills_up_still_gets_everything(tmp_path: Path) -> None:
+    # Some programs sharing a terminal leave it O_NONBLOCK: a full one answers EAGAIN.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    data = b"".join(b"%07d\n" % i for i in range(200_000))  # far more than the pipe holds
+    (tmp_path / "program.py").write_text(
+        "import sys\nsys.stdout.buffer.write(b''.join(b'%07d\\n' % i for i in range(200_000)))\n"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "program.py"), str(tmp_path)],
+        stdout=write_end,
+    )
+    os.close(write_end)
+    shown = bytearray()
+    while chunk := os.read(read_end, 65536):
+        shown += chunk
+        time.sleep(0.001)  # a reader slower than the program
+    os.close(read_end)
+    assert supervisor.wait(timeout=60) == 0
+    assert_same_bytes(bytes(shown), data)
+    assert_same_bytes((tmp_path / "output.log").read_bytes(), data)
