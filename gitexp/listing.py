@@ -212,6 +212,19 @@ def log_entries(repo: pygit2.Repository, hostname: str | None = None) -> list[Lo
         return [run.log_entry() for run in _listed_runs(repo, index, hostname)]
 
 
+def collected_runs(repo: pygit2.Repository) -> set[str]:
+    """The commits of runs `git exp gc` collected here: marked deleted, and no ref names them.
+
+    (gc keeps a collected run's record, marked, for the remote and the other clones.)
+    """
+    with _no_cyclic_gc():
+        entries = _notes_index(repo).entries
+        deleted = {commit for commit, (_, summary) in entries.items() if summary[S_DELETED]}
+    if not deleted:
+        return deleted
+    return deleted - {commit for _, commit in store.list_run_refs(repo)}
+
+
 def _notes_index(repo: pygit2.Repository) -> Any:
     from gitexp import cache
 

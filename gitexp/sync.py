@@ -8,6 +8,7 @@ common ancestor. Nothing is ever silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,11 @@ def merge_records(
     winner = _winner(local, remote)
     merged = dict(winner)
     for key in UNION_FIELDS:
-        merged[key] = _union(list_field(local, key), list_field(remote, key))
+        merged[key] = _merge_sets(
+            list_field(local, key),
+            list_field(remote, key),
+            list_field(base, key) if base is not None else None,
+        )
     merged["annotations"] = _union_by_key(
         list_field(local, "annotations"), list_field(remote, "annotations")
     )
@@ -50,6 +55,15 @@ def _winner(local: dict[str, Any], remote: dict[str, Any]) -> dict[str, Any]:
 
 def _union(first: list[Any], second: list[Any]) -> list[Any]:
     return first + [item for item in second if item not in first]
+
+
+def _merge_sets(local: list[Any], remote: list[Any], base: list[Any] | None) -> list[Any]:
+    """Both sides' additions since `base`, less what either side removed (`git exp tag -d`);
+    the union when there is no common ancestor. Local order first."""
+    if base is None:
+        return _union(local, remote)
+    kept = [item for item in local if item in remote or item not in base]
+    return kept + [item for item in remote if item not in local and item not in base]
 
 
 def _union_by_key(first: list[Any], second: list[Any]) -> list[Any]:
@@ -89,15 +103,21 @@ class NotesMerge:
 
 
 def merge_notes(
-    repo: pygit2.Repository, remote_notes_ref: str, signature: pygit2.Signature
+    repo: pygit2.Repository,
+    remote_notes_ref: str,
+    signature: pygit2.Signature,
+    wanted: Iterable[str] = (),
 ) -> NotesMerge:
     """Merge the records under `remote_notes_ref` into refs/notes/experiments, atomically.
 
     Records only the remote has are added; records both sides changed are merged field by
     field (merge_records). The result is one notes commit whose parents are both tips (or a
     fast-forward), so a later push is a fast-forward. Retries when another writer moves our
-    notes meanwhile.
+    notes meanwhile. The records of the `wanted` commits (runs just fetched) are taken from
+    the remote even when our notes already contain theirs but lack those records (removed
+    here by hand, e.g. `git notes prune` before the runs arrived).
     """
+    wanted = list(wanted)
     theirs = store.notes_tip(repo, remote_notes_ref)
     summary = NotesMerge()
     message = f"Notes merged by 'git exp pull' from {remote_notes_ref}\n"
@@ -105,8 +125,14 @@ def merge_notes(
     def next_commit(ours: pygit2.Commit | None) -> pygit2.Oid | None:
         nonlocal summary
         summary = NotesMerge()
-        if theirs is None or (ours is not None and _contains(repo, ours.id, theirs.id)):
+        if theirs is None:
             return None
+        if ours is not None and _contains(repo, ours.id, theirs.id):
+            missing = _missing_records(repo, ours, theirs, wanted)
+            if not missing:
+                return None
+            summary.added = len(missing)
+            return store.notes_commit_with(repo, ours, missing, [], message, signature)
         if ours is None or _contains(repo, theirs.id, ours.id):
             if _fast_forward(ours, theirs, summary) or ours is None:
                 return theirs.id
@@ -116,6 +142,19 @@ def merge_notes(
 
     store.swap_notes(repo, next_commit, "notes: merged by 'git exp pull'")
     return summary
+
+
+def _missing_records(
+    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit, wanted: list[str]
+) -> dict[str, bytes]:
+    """Their records of the `wanted` commits that ours lack."""
+    missing = {}
+    for commit in wanted:
+        if store.note_in(repo, ours, commit) is None:
+            data = store.note_in(repo, theirs, commit)
+            if data is not None:
+                missing[commit] = data
+    return missing
 
 
 def _fast_forward(ours: pygit2.Commit | None, theirs: pygit2.Commit, summary: NotesMerge) -> bool:
@@ -152,9 +191,10 @@ def _merged_changes(
         our_data = our_notes.get(commit)
         base_data = base_notes.get(commit)
         if our_data is None:
-            if base_data is None:  # only the remote has it; (base only: removed here by gc)
-                changes[commit] = their_data
-                summary.added += 1
+            # Only the remote has it, or it was removed here by hand (`git notes prune`):
+            # a record is never dropped while a run may need it.
+            changes[commit] = their_data
+            summary.added += 1
             continue
         if our_data == their_data or their_data == base_data:
             summary.unchanged += 1

@@ -205,7 +205,7 @@ def test_runs_added_and_removed_by_gc_are_picked_up(
     assert [run.deleted for run in warm if run.run_id.endswith("aaaa")] == [True]
     assert listing(warm) == cold_listing(repo_dir)
 
-    report = collect_garbage(pygit2.Repository(str(repo_dir)), environ={})
+    report = collect_garbage(pygit2.Repository(str(repo_dir)))
     assert [run.id for run in report.removed] == ["train/20261120.001.aaaa"]
     warm = list_runs(pygit2.Repository(str(repo_dir)))
     assert "train/20261120.001.aaaa" not in [run.id for run in warm]

@@ -37,9 +37,11 @@ def pull(remote: str | None, as_json: bool) -> None:
     """Bring REMOTE's runs and records here, merging records run by run.
 
     A run only the remote has is added; a run changed on both sides is merged
-    field by field: tags and appended notes are united, the record of the run
-    that finished wins for status and metrics, the newest message wins. Nothing
-    is overwritten silently. REMOTE defaults as for `git exp push`.
+    field by field: tags added on either side are kept and removed ones stay
+    removed, appended notes are united, the record of the run that finished
+    wins for status and metrics, the newest message wins. Nothing is overwritten
+    silently. A run `git exp gc` collected here is not brought back. REMOTE
+    defaults as for `git exp push`.
 
     \b
     Examples:
@@ -61,6 +63,8 @@ def _report(result: Any, as_json: bool) -> None:
     if result.records is not None:
         records = result.records
         line += f", {records.added} record(s) added, {records.merged} merged"
+    if result.collected:
+        line += f", {len(result.collected)} collected here left out"
     click.echo(line)
     for run in result.conflicts:
         click.echo(f"warning: {run} exists here with another snapshot; kept yours", err=True)

@@ -1,8 +1,10 @@
 """`git exp gc`: physically remove the runs marked deleted, and nothing else.
 
-A run goes only when its record carries the deletion mark of `git exp rm`: its ref, its note
-(one notes commit for all of them) and its run directory. The snapshot commits become
-unreachable; `git gc` prunes them later, on git's own schedule.
+A run goes only when its record carries the deletion mark of `git exp rm`: its ref and its
+run directory. The snapshot commits become unreachable; `git gc` prunes them later, on git's
+own schedule. The record itself stays, marked: pushed, it tells the remote and every other
+clone that the run was deleted (a record removed from the notes would leave the remote's ref
+without one), and it tells `git exp pull` not to bring the run back here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from gitexp.display import format_duration
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
-from gitexp.repository import identity
 
 AGE = re.compile(r"(\d+)([smhdw])\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -110,7 +111,6 @@ def collect_garbage(
     older_than: float = 0.0,
     dry_run: bool = False,
     env_logdir: str | None = None,
-    environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> GcReport:
     """Remove the runs marked deleted (at least `older_than` seconds ago, when given).
@@ -132,12 +132,7 @@ def collect_garbage(
         report.removed.append(_plan(run, root))
     if dry_run or not report.removed:
         return report
-    signature = identity(repo, dict(environ or {}))
     report.removed = _delete_refs(repo, report.removed, report.skipped)
-    referenced = {commit for _, commit in store.list_run_refs(repo)}
-    store.remove_notes(
-        repo, [run.commit for run in report.removed if run.commit not in referenced], signature
-    )
     for removed in report.removed:
         _remove_run_dir(removed, report.problems)
     return report

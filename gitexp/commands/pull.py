@@ -16,6 +16,7 @@ import pygit2
 from gitexp import store
 from gitexp.commands.push import default_remote
 from gitexp.ids import REF_PREFIX, parse_run_ref
+from gitexp.listing import collected_runs
 from gitexp.repository import identity
 from gitexp.sync import NotesMerge, merge_notes
 from gitexp.transport import remote_refs, run_git
@@ -37,22 +38,43 @@ def tracking_notes_ref(remote: str) -> str:
 def fetch_runs(
     repo: pygit2.Repository, remote: str | None, environ: Mapping[str, str]
 ) -> FetchResult:
-    """Fetch the remote's run refs this clone lacks, and its notes into the tracking ref."""
+    """Fetch the remote's run refs this clone lacks, and its notes into the tracking ref.
+
+    A run `git exp gc` collected here (its record, marked deleted, is here; its ref is not)
+    is not fetched back: it would return as a run to collect again.
+    """
+    return _fetch_runs(repo, remote, environ)[0]
+
+
+def _fetch_runs(
+    repo: pygit2.Repository, remote: str | None, environ: Mapping[str, str]
+) -> tuple[FetchResult, dict[str, str]]:
+    """fetch_runs, and the remote's run refs (ref -> commit)."""
     remote = default_remote(repo, remote)
     result = FetchResult(remote)
     theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*", store.NOTES_REF], environ)
     ours = dict(store.list_run_refs(repo))
+    collected = collected_runs(repo)
     refspecs = []
     for ref, oid in sorted(theirs.items()):
         if ref == store.NOTES_REF:
             refspecs.append(f"+{ref}:{tracking_notes_ref(remote)}")
         elif parse_run_ref(ref) is None:
             continue
+        elif ref not in ours and oid in collected:
+            result.collected.append(ref[len(REF_PREFIX) :])
         elif ref not in ours:
             refspecs.append(f"{ref}:{ref}")
             result.new_runs.append(ref[len(REF_PREFIX) :])
         elif ours[ref] != oid:
             result.conflicts.append(ref[len(REF_PREFIX) :])
+    _fetch(repo, remote, refspecs, environ)
+    return result, theirs
+
+
+def _fetch(
+    repo: pygit2.Repository, remote: str, refspecs: list[str], environ: Mapping[str, str]
+) -> None:
     if refspecs:
         run_git(
             repo,
@@ -60,40 +82,32 @@ def fetch_runs(
             environ,
             stdin="\n".join(refspecs) + "\n",
         )
-        _drop_runs_collected_here(repo, remote, theirs, result)
-    return result
-
-
-def _drop_runs_collected_here(
-    repo: pygit2.Repository, remote: str, theirs: dict[str, str], result: FetchResult
-) -> None:
-    """Undo the fetch of runs that `git exp gc` removed here since the two sides last met.
-
-    Such a run's record is in the common ancestor of both notes histories but no longer in
-    ours: bringing its ref back would make a run with no record that nothing can remove.
-    """
-    ours_tip = store.notes_tip(repo)
-    their_tip = store.notes_tip(repo, tracking_notes_ref(remote))
-    if ours_tip is None or their_tip is None:
-        return
-    base_id = repo.merge_base(ours_tip.id, their_tip.id)
-    if base_id is None:
-        return
-    ours_notes = store.notes_of(repo, ours_tip)
-    base_notes = store.notes_of(repo, repo[base_id].peel(pygit2.Commit))
-    for run in list(result.new_runs):
-        ref = REF_PREFIX + run
-        commit = theirs[ref]
-        if commit in base_notes and commit not in ours_notes:
-            store.delete_run_ref(repo, ref, commit)
-            result.new_runs.remove(run)
-            result.collected.append(run)
 
 
 def pull_runs(
     repo: pygit2.Repository, remote: str | None, environ: Mapping[str, str]
 ) -> FetchResult:
-    """fetch_runs, then merge the remote's records into refs/notes/experiments."""
-    result = fetch_runs(repo, remote, environ)
-    result.records = merge_notes(repo, tracking_notes_ref(result.remote), identity(repo, environ))
+    """fetch_runs, then merge the remote's records into refs/notes/experiments.
+
+    A run collected here that the remote has restored since (its merged record is no longer
+    marked deleted) is fetched after all.
+    """
+    result, theirs = _fetch_runs(repo, remote, environ)
+    fetched = [theirs[REF_PREFIX + run] for run in result.new_runs]
+    result.records = merge_notes(
+        repo, tracking_notes_ref(result.remote), identity(repo, environ), fetched
+    )
+    if result.collected:
+        still_collected = collected_runs(repo)
+        restored = [
+            run for run in result.collected if theirs[REF_PREFIX + run] not in still_collected
+        ]
+        _fetch(
+            repo,
+            result.remote,
+            [f"{REF_PREFIX}{run}:{REF_PREFIX}{run}" for run in restored],
+            environ,
+        )
+        result.collected = [run for run in result.collected if run not in restored]
+        result.new_runs.extend(restored)
     return result

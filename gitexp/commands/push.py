@@ -14,8 +14,8 @@ from gitexp.listing import list_runs, resolve_run_spec
 from gitexp.transport import TransportError, run_git
 
 NOTES_REJECTED = (
-    "the remote has run records this clone does not have yet: run `git exp pull {remote}`, "
-    "then push again"
+    "the remote has run records this clone does not have yet (nothing was pushed): "
+    "run `git exp pull {remote}`, then push again"
 )
 
 
@@ -44,9 +44,21 @@ def push_runs(
     has_notes = repo.references.get(store.NOTES_REF) is not None
     if has_notes:
         refspecs.append(f"{store.NOTES_REF}:{store.NOTES_REF}")
-    result = run_git(
-        repo, ["push", "--porcelain", remote, *refspecs], environ, allowed_codes=(0, 1)
-    )
+    # Atomic: a run ref must not reach the remote without its record (refused notes would
+    # leave other clones a run with none). A server that cannot do it gets the refs in one go.
+    try:
+        result = run_git(
+            repo,
+            ["push", "--atomic", "--porcelain", remote, *refspecs],
+            environ,
+            allowed_codes=(0, 1),
+        )
+    except TransportError as exc:
+        if "atomic" not in str(exc):
+            raise
+        result = run_git(
+            repo, ["push", "--porcelain", remote, *refspecs], environ, allowed_codes=(0, 1)
+        )
     return _read_push_report(result.stdout, result.stderr, remote, has_notes, result.returncode)
 
 

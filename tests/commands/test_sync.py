@@ -80,8 +80,8 @@ def test_annotations_on_both_sides_all_survive(clones: tuple[Path, Path, Path]) 
     assert rejected.returncode == 1
     assert_one_error_line(
         rejected.stderr,
-        "the remote has run records this clone does not have yet: run `git exp pull origin`, "
-        "then push again",
+        "the remote has run records this clone does not have yet (nothing was pushed): "
+        "run `git exp pull origin`, then push again",
     )
     assert "1 merged" in exp(b, "pull").stdout
     exp(b, "push")
@@ -140,6 +140,31 @@ def test_merge_records_rules() -> None:
     assert merged["annotations"] == remote["annotations"]
     restored = merge_records({**remote, "deleted": None}, remote, remote)
     assert restored["deleted"] is None  # cleared locally since the base: the clear wins
+    # A tag removed on one side since the base stays removed; one added on the other comes.
+    untagged = merge_records({**base, "tags": []}, {**base, "tags": ["a", "r"]}, base)
+    assert untagged["tags"] == ["r"]
+    assert merge_records({**base, "tags": []}, {**base, "tags": ["a", "r"]}, None)["tags"] == [
+        "a",
+        "r",
+    ]  # no common ancestor (an import): the union
+
+
+def test_a_removed_tag_stays_removed_across_clones(clones: tuple[Path, Path, Path]) -> None:
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "tag", "@", "bad-seed", "good")
+    exp(a, "push")
+    exp(b, "pull")
+    exp(b, "tag", "-d", "@", "bad-seed")
+    exp(b, "push")
+    exp(a, "note", "@", "--append", "looked at it")
+    exp(a, "pull")
+    exp(a, "push")
+    exp(b, "pull")
+    for clone in (a, b):
+        [record] = records(clone).values()
+        assert record["tags"] == ["good"]
+        assert [e["text"] for e in record["annotations"]] == ["looked at it"]
 
 
 def test_shared_logdir_for_runs_started_on_several_clones_at_once(
@@ -174,21 +199,102 @@ def test_a_run_collected_here_is_not_brought_back_by_pull(clones: tuple[Path, Pa
     assert gone not in git(a, "for-each-ref", "--format=%(refname)", "refs/experiments")
 
 
-def test_a_record_collected_on_the_remote_stays_here(clones: tuple[Path, Path, Path]) -> None:
+def test_a_run_collected_elsewhere_stays_a_marked_record_everywhere(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """gc removes a run's ref and directory, not its record: the deletion travels as a mark,
+    and no clone is left with a run whose record is gone."""
+    remote, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    exp(b, "pull")
+    gone = exp(a, "rm", "@").stdout.split()[0]
+    exp(a, "gc")
+    assert gone not in git(a, "for-each-ref", "--format=%(refname)", "refs/experiments")
+    assert "records pushed" in exp(a, "push").stdout
+    assert "1 merged" in exp(b, "pull").stdout
+    assert records(b)[gone]["deleted"] and records(b)[gone]["status"] == "succeeded"
+    assert gone not in exp(b, "log").stdout  # hidden, as any run marked deleted
+    c = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(remote), str(c))
+    exp(c, "pull")
+    assert records(c)[gone]["deleted"]  # the remote's ref is still there, with its record
+    # Collected here too, then pulled again: not brought back, and said so.
+    exp(b, "gc")
+    result = exp(b, "pull")
+    assert "0 new run(s)" in result.stdout and "1 collected here left out" in result.stdout
+    assert gone not in records(b) and gone not in records(a)
+
+
+def test_a_run_restored_elsewhere_comes_back_after_gc_here(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    run = exp(a, "rm", "@").stdout.split()[0]
+    exp(a, "push")
+    exp(b, "pull")
+    exp(a, "restore", run)
+    exp(a, "tag", run, "important")
+    exp(a, "push")
+    exp(b, "gc")  # b still thinks it is deleted
+    assert run not in records(b)
+    assert "1 new run(s)" in exp(b, "pull").stdout  # restored there: fetched after all
+    assert records(b)[run]["tags"] == ["important"] and not records(b)[run]["deleted"]
+
+
+def test_a_record_pruned_by_hand_comes_back_with_its_run(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    # `git notes prune` drops the notes of commits this clone does not have (yet).
+    _, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    first = list(records(a))[-1]  # the older run
+    exp(a, "push", "origin", first)  # one ref, every record
+    exp(b, "pull")
+    git(b, "notes", "--ref", "experiments", "prune")
+    exp(a, "push")
+    assert "1 new run(s), 1 record(s) added" in exp(b, "pull").stdout
+    assert records(b) == records(a)
+
+
+def test_a_record_removed_on_the_remote_by_hand_stays_here(
+    clones: tuple[Path, Path, Path],
+) -> None:
     """The remote's notes descend from ours but lack a record: no fast-forward drops it."""
     _, a, b = clones
     exp(a, "run", "train.py")
     exp(a, "run", "train.py")
     exp(a, "push")
-    assert "2 record(s) added" in exp(b, "pull").stdout
+    exp(b, "pull")
     kept = records(b)
-    gone = exp(a, "rm", "@").stdout.split()[0]
-    exp(a, "gc")
+    commit = next(iter(kept.values()))["commit"]
+    git(a, "notes", "--ref", "experiments", "remove", commit)
     exp(a, "push")
-    result = exp(b, "pull")
-    assert "0 record(s) added, 0 merged" in result.stdout
-    assert records(b) == kept  # still both, with their records
-    assert kept[gone]["status"] == "succeeded"
+    assert "0 record(s) added, 0 merged" in exp(b, "pull").stdout
+    assert records(b) == kept
+
+
+def test_a_refused_push_sends_no_run_without_its_record(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    remote, a, b = clones
+    exp(a, "run", "train.py")
+    exp(b, "run", "train.py")
+    exp(b, "push")
+    refused = git_exp(a, "push")
+    assert refused.returncode == 1 and "nothing was pushed" in refused.stderr
+    (mine,) = records(a)
+    assert mine not in git(remote, "for-each-ref", "--format=%(refname)", "refs/experiments")
+    exp(a, "pull")
+    exp(a, "push")
+    c = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(remote), str(c))
+    exp(c, "pull")
+    assert all(record["status"] == "succeeded" for record in records(c).values())
+    assert len(records(c)) == 2
 
 
 def test_pull_counts_records_updated_by_a_fast_forward(clones: tuple[Path, Path, Path]) -> None:
