@@ -49,11 +49,17 @@ def run_git(
         )
     except OSError as exc:
         raise TransportError(f"cannot run git: {exc.strerror or exc}") from None
+    outcome = GitResult(result.returncode, result.stdout, result.stderr)
     if result.returncode not in allowed_codes:
-        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        detail = lines[-1] if lines else f"exit status {result.returncode}"
-        raise TransportError(f"git {args[0]} failed: {detail}")
-    return GitResult(result.returncode, result.stdout, result.stderr)
+        raise git_failure(args[0], outcome)
+    return outcome
+
+
+def git_failure(command: str, result: GitResult) -> TransportError:
+    """The one-line error for a failed `git <command>`: git's last line of complaint."""
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else f"exit status {result.returncode}"
+    return TransportError(f"git {command} failed: {detail}")
 
 
 def remote_refs(

@@ -11,7 +11,7 @@ from gitexp import store
 from gitexp.errors import GitExpError
 from gitexp.ids import REF_PREFIX, printable
 from gitexp.listing import list_runs, resolve_run_spec
-from gitexp.transport import TransportError, run_git
+from gitexp.transport import TransportError, git_failure, run_git
 
 NOTES_REJECTED = (
     "the remote has run records this clone does not have yet (nothing was pushed): "
@@ -46,19 +46,12 @@ def push_runs(
         refspecs.append(f"{store.NOTES_REF}:{store.NOTES_REF}")
     # Atomic: a run ref must not reach the remote without its record (refused notes would
     # leave other clones a run with none). A server that cannot do it gets the refs in one go.
-    try:
-        result = run_git(
-            repo,
-            ["push", "--atomic", "--porcelain", remote, *refspecs],
-            environ,
-            allowed_codes=(0, 1),
-        )
-    except TransportError as exc:
-        if "atomic" not in str(exc):
-            raise
-        result = run_git(
-            repo, ["push", "--porcelain", remote, *refspecs], environ, allowed_codes=(0, 1)
-        )
+    push = ["push", "--porcelain", remote, *refspecs]
+    result = run_git(repo, [*push[:1], "--atomic", *push[1:]], environ, allowed_codes=(0, 1, 128))
+    if result.returncode == 128 and "does not support --atomic" in result.stderr:
+        result = run_git(repo, push, environ, allowed_codes=(0, 1))
+    elif result.returncode == 128:
+        raise git_failure("push", result)
     return _read_push_report(result.stdout, result.stderr, remote, has_notes, result.returncode)
 
 

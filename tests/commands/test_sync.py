@@ -307,3 +307,14 @@ def test_pull_counts_records_updated_by_a_fast_forward(clones: tuple[Path, Path,
     exp(a, "push")
     assert "1 new run(s), 1 record(s) added, 1 merged" in exp(b, "pull").stdout
     assert records(b) == records(a)
+
+
+def test_a_remote_without_atomic_pushes_still_gets_runs_and_records(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    remote, a, b = clones
+    git(remote, "config", "receive.advertiseAtomic", "false")
+    exp(a, "run", "train.py")
+    assert "1 run(s) pushed" in exp(a, "push").stdout
+    assert "1 new run(s), 1 record(s) added" in exp(b, "pull").stdout
+    assert records(b) == records(a)
