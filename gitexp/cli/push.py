@@ -17,9 +17,11 @@ def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
     """Send runs (all, or the RUNs named) and their records to REMOTE.
 
     Pushes refs/experiments/* and refs/notes/experiments through git, so your
-    credentials and SSH setup apply. Never forces: when the remote has records
-    you do not, it refuses and asks you to `git exp pull` first. REMOTE defaults
-    to exp.remote, then the current branch's remote, then origin.
+    credentials and SSH setup apply, in one atomic push. Never forces: when the
+    remote has records you do not, nothing is pushed and you are asked to `git exp
+    pull` first; a run id the remote holds with another snapshot is left out with
+    a warning. REMOTE defaults to exp.remote, then the current branch's remote,
+    then origin.
 
     \b
     Examples:
@@ -38,3 +40,8 @@ def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
         f"{result.remote}: {pushed} run(s) pushed, {result.up_to_date} already there, "
         f"records {result.records}"
     )
+    for run in result.conflicts:
+        click.echo(
+            f"warning: {run} exists on {result.remote} with another snapshot; not pushed",
+            err=True,
+        )

@@ -444,6 +444,11 @@ def _record_changes(
             continue
         merged = merge_records(local, incoming, None)
         merged["run_dir"] = local.get("run_dir")  # where this clone keeps its output
+        if run.id in run_dirs:
+            # A record here without its run (collected by `git exp gc`): importing the run
+            # brings it back as the archive has it, as a restore would.
+            merged["deleted"] = incoming.get("deleted")
+            merged["run_dir"] = run_dirs[run.id] or local.get("run_dir")
         if merged != local:
             changes[run.commit] = dump_record(merged)
             updated.append(run.id)

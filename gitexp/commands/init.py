@@ -19,9 +19,9 @@ from typing import Any
 import pygit2
 
 from gitexp import store
-from gitexp.commands.pull import tracking_notes_ref
 from gitexp.errors import GitExpError
 from gitexp.repository import common_dir, config_value
+from gitexp.store import tracking_notes_ref
 
 HOOK_MARKER = b"# gitexp-managed-hook:"
 CHAINED_SUFFIX = ".gitexp-chained"

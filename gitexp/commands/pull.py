@@ -18,6 +18,7 @@ from gitexp.commands.push import default_remote
 from gitexp.ids import REF_PREFIX, parse_run_ref
 from gitexp.listing import collected_runs
 from gitexp.repository import identity
+from gitexp.store import tracking_notes_ref
 from gitexp.sync import NotesMerge, merge_notes
 from gitexp.transport import remote_refs, run_git
 
@@ -29,10 +30,6 @@ class FetchResult:
     conflicts: list[str] = field(default_factory=list)
     collected: list[str] = field(default_factory=list)  # removed here by gc: not brought back
     records: NotesMerge | None = None
-
-
-def tracking_notes_ref(remote: str) -> str:
-    return f"refs/notes/remotes/{remote}/experiments"
 
 
 def fetch_runs(

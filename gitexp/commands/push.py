@@ -11,7 +11,7 @@ from gitexp import store
 from gitexp.errors import GitExpError
 from gitexp.ids import REF_PREFIX, printable
 from gitexp.listing import list_runs, resolve_run_spec
-from gitexp.transport import TransportError, git_failure, run_git
+from gitexp.transport import GitResult, TransportError, git_failure, remote_refs, run_git
 
 NOTES_REJECTED = (
     "the remote has run records this clone does not have yet (nothing was pushed): "
@@ -25,6 +25,7 @@ class PushResult:
     pushed: list[str] = field(default_factory=list)
     up_to_date: int = 0
     records: str = "up to date"  # or "pushed", "none"
+    conflicts: list[str] = field(default_factory=list)  # runs the remote has another snapshot of
 
 
 def push_runs(
@@ -33,26 +34,54 @@ def push_runs(
     specs: Sequence[str],
     environ: Mapping[str, str],
 ) -> PushResult:
-    """Push the named runs (default: all) and refs/notes/experiments to `remote`."""
+    """Push the named runs (default: all) and refs/notes/experiments to `remote`.
+
+    A run ref the remote holds at another commit is left out and reported (a run id taken
+    on both sides); everything else goes in one atomic push.
+    """
     remote = default_remote(repo, remote)
+    ours = dict(store.list_run_refs(repo))
+    chosen: list[str] | None = None
     if specs:
         runs = list_runs(repo)
-        refs = sorted({resolve_run_spec(runs, spec).ref for spec in specs})
-        refspecs = [f"{ref}:{ref}" for ref in refs]
+        chosen = sorted({resolve_run_spec(runs, spec).ref for spec in specs})
+    theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*"], environ)
+    conflicts = sorted(
+        ref
+        for ref in (chosen if chosen is not None else ours)
+        if theirs.get(ref, ours[ref]) != ours[ref]
+    )
+    if chosen is not None:
+        refspecs = [f"{ref}:{ref}" for ref in chosen if ref not in conflicts]
     else:
-        refspecs = [f"{REF_PREFIX}*:{REF_PREFIX}*"]
-    has_notes = repo.references.get(store.NOTES_REF) is not None
-    if has_notes:
+        # A negative refspec (git 2.29) keeps the pattern: 100,000 refs would not fit in argv.
+        refspecs = [f"{REF_PREFIX}*:{REF_PREFIX}*", *(f"^{ref}" for ref in conflicts)]
+    notes = store.notes_tip(repo)
+    if notes is not None:
         refspecs.append(f"{store.NOTES_REF}:{store.NOTES_REF}")
-    # Atomic: a run ref must not reach the remote without its record (refused notes would
-    # leave other clones a run with none). A server that cannot do it gets the refs in one go.
+    result = _atomic_push(repo, remote, refspecs, environ)
+    report = _read_push_report(
+        result.stdout, result.stderr, remote, notes is not None, result.returncode
+    )
+    report.conflicts = [ref[len(REF_PREFIX) :] for ref in conflicts]
+    if notes is not None:
+        store.set_tracking_notes(repo, remote, notes.id)  # the remote's notes are ours now
+    return report
+
+
+def _atomic_push(
+    repo: pygit2.Repository, remote: str, refspecs: list[str], environ: Mapping[str, str]
+) -> GitResult:
+    """`git push --atomic`: a run ref must not reach the remote without its record (refused
+    notes would leave other clones a run with none). A server that cannot do it gets the
+    refs in one ordinary push."""
     push = ["push", "--porcelain", remote, *refspecs]
     result = run_git(repo, [*push[:1], "--atomic", *push[1:]], environ, allowed_codes=(0, 1, 128))
     if result.returncode == 128 and "does not support --atomic" in result.stderr:
-        result = run_git(repo, push, environ, allowed_codes=(0, 1))
-    elif result.returncode == 128:
+        return run_git(repo, push, environ, allowed_codes=(0, 1))
+    if result.returncode == 128:
         raise git_failure("push", result)
-    return _read_push_report(result.stdout, result.stderr, remote, has_notes, result.returncode)
+    return result
 
 
 def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
@@ -80,8 +109,10 @@ def _read_push_report(
         if len(parts) < 3 or len(parts[0]) != 1:
             continue
         flag, (_, _, target) = parts[0], parts[1].partition(":")
-        if flag == "!":
-            rejected.append(target)
+        if flag == "!" and "atomic push failed" not in parts[2]:
+            rejected.append(target)  # (the others were only held back with it)
+        elif flag == "!":
+            continue
         elif target == store.NOTES_REF:
             result.records = "up to date" if flag == "=" else "pushed"
         elif flag == "=":

@@ -175,6 +175,27 @@ def test_records_of_runs_already_here_are_merged_never_replaced(
     assert record["run_dir"] == str(b / ".git" / "experiments" / run)
 
 
+def test_importing_a_run_collected_here_brings_it_back(
+    clones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, _ = clones
+    assert git_exp(a, "push").returncode == 0  # shared: gc keeps its record, marked
+    run = oldest_two(a)[0]
+    export(a, run, "-o", str(tmp_path / "one.tar.gz"))
+    assert git_exp(a, "rm", run).returncode == 0
+    assert git_exp(a, "gc").returncode == 0
+    assert runs_of(a).get(run) is None
+
+    result = git_exp(a, "import", str(tmp_path / "one.tar.gz"))
+
+    assert result.returncode == 0, result.stderr
+    record = runs_of(a)[run]
+    assert record["deleted"] is None  # as a restore: shown, and safe from the next gc
+    assert run in git_exp(a, "log").stdout
+    assert (a / ".git" / "experiments" / run / "output.log").is_file()
+    assert json.loads(git_exp(a, "gc", "--json").stdout)["runs_removed"] == 0
+
+
 def test_a_run_id_taken_here_by_another_snapshot_is_reported_not_overwritten(
     clones: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -318,3 +318,40 @@ def test_a_remote_without_atomic_pushes_still_gets_runs_and_records(
     assert "1 run(s) pushed" in exp(a, "push").stdout
     assert "1 new run(s), 1 record(s) added" in exp(b, "pull").stdout
     assert records(b) == records(a)
+
+
+def test_a_run_deleted_before_it_was_ever_pushed_never_reaches_the_remote(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    remote, a, _ = clones
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    exp(a, "run", "-m", "private", "train.py")
+    secret = exp(a, "rm", "@").stdout.split()[0]
+    commit = records(a)[secret]["commit"]
+    exp(a, "gc")  # no remote has it: its record goes too
+    exp(a, "push")
+    c = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(remote), str(c))
+    exp(c, "pull")
+    assert secret not in records(c)
+    shown = git(remote, "notes", "--ref", "experiments", "show", commit, check=False)
+    assert "private" not in shown
+
+
+def test_a_run_id_the_remote_holds_with_another_snapshot_is_left_out_not_blocking(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    remote, a, b = clones
+    exp(a, "run", "train.py")
+    exp(a, "run", "train.py")
+    exp(a, "push")
+    first, second = sorted(records(a))
+    commits = {run: records(a)[run]["commit"] for run in (first, second)}
+    git(remote, "update-ref", f"refs/experiments/{first}", commits[second])  # by hand
+    exp(a, "run", "train.py")
+    result = exp(a, "push")
+    assert "1 run(s) pushed" in result.stdout
+    assert f"warning: {first} exists on origin with another snapshot; not pushed" in (result.stderr)
+    exp(b, "pull")
+    assert len(records(b)) == 3
