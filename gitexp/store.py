@@ -15,7 +15,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import pygit2
@@ -26,7 +26,6 @@ from gitexp.repository import common_dir
 
 NOTES_REF = "refs/notes/experiments"
 NOTES_COMMIT_MESSAGE = "Notes added by 'git exp'\n"
-NOTES_REMOVED_MESSAGE = "Notes removed by 'git exp gc'\n"
 RETRY_SECONDS = 20.0
 
 FILEMODE_BLOB = pygit2.enums.FileMode.BLOB
@@ -171,54 +170,9 @@ def update_note(
     return written[0]
 
 
-def remove_notes(
-    repo: pygit2.Repository, commit_hexes: Iterable[str], signature: pygit2.Signature
-) -> list[str]:
-    """Remove the notes on `commit_hexes` in one notes commit, atomically; the ones removed.
-
-    Every layout git writes (flat, `ab/cdef...`, `ab/cd/ef...`) is handled; fan-out
-    directories left empty go too, as with `git notes remove`. Nothing is written when none
-    of the commits has a note.
-    """
-    wanted = set(commit_hexes)
-    removed: list[str] = []
-
-    def next_commit(tip: pygit2.Commit | None) -> pygit2.Oid | None:
-        removed.clear()
-        if tip is None or not wanted:
-            return None
-        tree_id = _tree_without_notes(repo, tip.tree, "", wanted, removed)
-        if not removed:
-            return None
-        tree_id = tree_id if tree_id is not None else repo.TreeBuilder().write()
-        return repo.create_commit(
-            None, signature, signature, NOTES_REMOVED_MESSAGE, tree_id, [tip.id]
-        )
-
-    swap_notes(repo, next_commit, "notes: 'git exp gc'")
-    return sorted(set(removed))
-
-
 def tracking_notes_ref(remote: str) -> str:
     """Where this clone keeps `remote`'s notes as last fetched or pushed."""
     return f"refs/notes/remotes/{remote}/experiments"
-
-
-def set_tracking_notes(repo: pygit2.Repository, remote: str, oid: pygit2.Oid) -> None:
-    """Record that `remote`'s notes are now `oid` (after a push), as git moves
-    `refs/remotes/<remote>/<branch>` when it pushes a branch."""
-    repo.references.create(tracking_notes_ref(remote), oid, force=True)
-
-
-def shared_records(repo: pygit2.Repository) -> set[str]:
-    """The commits whose record some remote has: in any `refs/notes/remotes/*/experiments`."""
-    found: set[str] = set()
-    for name in run_ref_names(repo, "refs/notes/remotes/"):
-        if name.endswith("/experiments"):
-            tip = notes_tip(repo, name)
-            if tip is not None:
-                found.update(hex_id for hex_id, _ in walk_note_blobs(tip))
-    return found
 
 
 def swap_notes(
@@ -273,42 +227,6 @@ def delete_run_ref(repo: pygit2.Repository, name: str, expected: str) -> bool:
             _backoff()
             continue
         return True
-
-
-def _tree_without_notes(
-    repo: pygit2.Repository,
-    tree: pygit2.Tree,
-    prefix: str,
-    wanted: set[str],
-    removed: list[str],
-) -> pygit2.Oid | None:
-    """`tree` (holding the notes whose object ids start with `prefix`) without those in
-    `wanted`; None when nothing is left in it. Unchanged subtrees keep their ids."""
-    builder = repo.TreeBuilder(tree)
-    changed = False
-    for entry in tree:
-        entry_name = entry.name or ""
-        full = prefix + entry_name
-        if entry.type_str == "blob" and full in wanted:
-            builder.remove(entry_name)
-            removed.append(full)
-            changed = True
-        elif (
-            entry.type_str == "tree"
-            and len(entry_name) == 2
-            and len(full) < 40
-            and any(hex_id.startswith(full) for hex_id in wanted)
-        ):
-            subtree_id = _tree_without_notes(repo, _subtree(repo, entry.id), full, wanted, removed)
-            if subtree_id is None:
-                builder.remove(entry_name)
-                changed = True
-            elif subtree_id != entry.id:
-                builder.insert(entry_name, subtree_id, FILEMODE_TREE)
-                changed = True
-    if not changed:
-        return tree.id
-    return builder.write() if len(builder) else None
 
 
 def _compare_and_swap(

@@ -56,9 +56,12 @@ def run_git(
 
 
 def git_failure(command: str, result: GitResult) -> TransportError:
-    """The one-line error for a failed `git <command>`: git's last line of complaint."""
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    detail = lines[-1] if lines else f"exit status {result.returncode}"
+    """The one-line error for a failed `git <command>`: git's first fatal line (the reason;
+    later lines are advice such as "Please make sure you have the correct access rights"),
+    else its last line."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    detail = fatal[0] if fatal else lines[-1] if lines else f"exit status {result.returncode}"
     return TransportError(f"git {command} failed: {detail}")
 
 

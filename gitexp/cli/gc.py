@@ -23,12 +23,11 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
     """Physically remove the runs marked deleted by `git exp rm`, and nothing else.
 
     For each such run: its ref and its run directory go, and the space freed is
-    reported. If a remote has the run, its record stays, marked deleted, so that
-    `git exp push` tells other clones it was deleted (and `git exp pull` does not
-    bring it back); if none has, the record goes too. A marked run that is still
-    running is skipped. Runs not marked deleted are never touched. The snapshot
-    commits become unreachable; `git gc` prunes them on its own schedule (this
-    command does not run it).
+    reported. Its record stays, marked deleted, so that `git exp push` tells other
+    clones the run was deleted (and `git exp pull` does not bring it back). A
+    marked run that is still running is skipped. Runs not marked deleted are never
+    touched. The snapshot commits become unreachable; `git gc` prunes them on its
+    own schedule (this command does not run it).
 
     \b
     Examples:
@@ -45,7 +44,6 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
         older_than=age,
         dry_run=dry_run,
         env_logdir=os.environ.get("GITEXP_LOGDIR"),
-        environ=os.environ,
     )
     if as_json:
         echo_json(report.as_json())

@@ -2,11 +2,10 @@
 
 A run goes only when its record carries the deletion mark of `git exp rm`: its ref and its
 run directory. The snapshot commits become unreachable; `git gc` prunes them later, on git's
-own schedule. The record of a run some remote has seen stays, marked: pushed, it tells that
-remote and every other clone the run was deleted (a record removed from the notes would
-leave the remote's ref without one), and it tells `git exp pull` not to bring the run back.
-The record of a run no remote has seen goes too, so that a later push does not publish what
-was deleted.
+own schedule. The record itself stays, marked: pushed, it tells the remote and every other
+clone that the run was deleted (a record removed from the notes would leave the remote's ref
+without one), and it tells `git exp pull` not to bring the run back here. (Removing it would
+not make the run private anyway: the notes history keeps every record, and a push sends it.)
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from gitexp.display import format_duration
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
-from gitexp.repository import identity
 
 AGE = re.compile(r"(\d+)([smhdw])\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -114,7 +112,6 @@ def collect_garbage(
     older_than: float = 0.0,
     dry_run: bool = False,
     env_logdir: str | None = None,
-    environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> GcReport:
     """Remove the runs marked deleted (at least `older_than` seconds ago, when given).
@@ -137,9 +134,6 @@ def collect_garbage(
     if dry_run or not report.removed:
         return report
     report.removed = _delete_refs(repo, report.removed, report.skipped)
-    kept = store.shared_records(repo) | {commit for _, commit in store.list_run_refs(repo)}
-    private = [run.commit for run in report.removed if run.commit not in kept]
-    store.remove_notes(repo, private, identity(repo, dict(environ or {})))
     for removed in report.removed:
         _remove_run_dir(removed, report.problems)
     return report

@@ -64,8 +64,6 @@ def push_runs(
         result.stdout, result.stderr, remote, notes is not None, result.returncode
     )
     report.conflicts = [ref[len(REF_PREFIX) :] for ref in conflicts]
-    if notes is not None:
-        store.set_tracking_notes(repo, remote, notes.id)  # the remote's notes are ours now
     return report
 
 
@@ -73,15 +71,31 @@ def _atomic_push(
     repo: pygit2.Repository, remote: str, refspecs: list[str], environ: Mapping[str, str]
 ) -> GitResult:
     """`git push --atomic`: a run ref must not reach the remote without its record (refused
-    notes would leave other clones a run with none). A server that cannot do it gets the
-    refs in one ordinary push."""
-    push = ["push", "--porcelain", remote, *refspecs]
-    result = run_git(repo, [*push[:1], "--atomic", *push[1:]], environ, allowed_codes=(0, 1, 128))
+    notes would leave other clones a run with none)."""
+    push = ["push", "--porcelain", remote]
+    result = run_git(repo, [*push, "--atomic", *refspecs], environ, allowed_codes=(0, 1, 128))
     if result.returncode == 128 and "does not support --atomic" in result.stderr:
-        return run_git(repo, push, environ, allowed_codes=(0, 1))
+        return _notes_first(repo, push, refspecs, environ)
     if result.returncode == 128:
         raise git_failure("push", result)
     return result
+
+
+def _notes_first(
+    repo: pygit2.Repository, push: list[str], refspecs: list[str], environ: Mapping[str, str]
+) -> GitResult:
+    """For a server without atomic pushes: the records, then the runs only if they went."""
+    notes = [spec for spec in refspecs if spec.startswith(store.NOTES_REF)]
+    runs = [spec for spec in refspecs if spec not in notes]
+    first = run_git(repo, [*push, *notes], environ, allowed_codes=(0, 1)) if notes else None
+    if first is not None and first.returncode != 0:
+        return first  # refused records: no run goes without them
+    if not any(not spec.startswith("^") for spec in runs):
+        return first or GitResult(0, "", "")
+    second = run_git(repo, [*push, *runs], environ, allowed_codes=(0, 1))
+    if first is None:
+        return second
+    return GitResult(second.returncode, first.stdout + second.stdout, first.stderr + second.stderr)
 
 
 def default_remote(repo: pygit2.Repository, remote: str | None) -> str:

@@ -320,25 +320,6 @@ def test_a_remote_without_atomic_pushes_still_gets_runs_and_records(
     assert records(b) == records(a)
 
 
-def test_a_run_deleted_before_it_was_ever_pushed_never_reaches_the_remote(
-    clones: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    remote, a, _ = clones
-    exp(a, "run", "train.py")
-    exp(a, "push")
-    exp(a, "run", "-m", "private", "train.py")
-    secret = exp(a, "rm", "@").stdout.split()[0]
-    commit = records(a)[secret]["commit"]
-    exp(a, "gc")  # no remote has it: its record goes too
-    exp(a, "push")
-    c = tmp_path / "c"
-    git(tmp_path, "clone", "-q", str(remote), str(c))
-    exp(c, "pull")
-    assert secret not in records(c)
-    shown = git(remote, "notes", "--ref", "experiments", "show", commit, check=False)
-    assert "private" not in shown
-
-
 def test_a_run_id_the_remote_holds_with_another_snapshot_is_left_out_not_blocking(
     clones: tuple[Path, Path, Path],
 ) -> None:
@@ -355,3 +336,29 @@ def test_a_run_id_the_remote_holds_with_another_snapshot_is_left_out_not_blockin
     assert f"warning: {first} exists on origin with another snapshot; not pushed" in (result.stderr)
     exp(b, "pull")
     assert len(records(b)) == 3
+
+
+def test_without_atomic_pushes_refused_records_still_send_no_run(
+    clones: tuple[Path, Path, Path],
+) -> None:
+    remote, a, b = clones
+    git(remote, "config", "receive.advertiseAtomic", "false")
+    exp(b, "run", "train.py")
+    exp(b, "push")
+    exp(a, "run", "train.py")
+    refused = git_exp(a, "push")
+    assert refused.returncode == 1 and "nothing was pushed" in refused.stderr
+    (mine,) = records(a)
+    assert mine not in git(remote, "for-each-ref", "--format=%(refname)", "refs/experiments")
+
+
+def test_a_remote_that_is_not_a_repository_is_one_line_saying_so(
+    clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, a, _ = clones
+    git(a, "remote", "add", "nowhere", str(tmp_path / "missing.git"))
+    for command in ("push", "pull", "fetch"):
+        result = git_exp(a, command, "nowhere")
+        assert result.returncode == 1
+        line = assert_one_error_line(result.stderr)
+        assert "does not appear to be a git repository" in line, line
