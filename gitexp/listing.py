@@ -212,17 +212,15 @@ def log_entries(repo: pygit2.Repository, hostname: str | None = None) -> list[Lo
         return [run.log_entry() for run in _listed_runs(repo, index, hostname)]
 
 
-def collected_runs(repo: pygit2.Repository) -> set[str]:
-    """The commits of runs `git exp gc` collected here: marked deleted, and no ref names them.
+def deleted_records(repo: pygit2.Repository) -> set[str]:
+    """The commits whose record is marked deleted (from the summaries: no record is parsed).
 
-    (gc keeps a collected run's record, marked, for the remote and the other clones.)
+    Those without a run ref here are runs `git exp gc` collected (it keeps their records,
+    marked, for the remote and the other clones).
     """
     with _no_cyclic_gc():
         entries = _notes_index(repo).entries
-        deleted = {commit for commit, (_, summary) in entries.items() if summary[S_DELETED]}
-    if not deleted:
-        return deleted
-    return deleted - {commit for _, commit in store.list_run_refs(repo)}
+        return {commit for commit, (_, summary) in entries.items() if summary[S_DELETED]}
 
 
 def _notes_index(repo: pygit2.Repository) -> Any:
@@ -255,11 +253,10 @@ def _entries_from_cache(
         if type(row) is not list or len(row) != 8 or not isinstance(row[L_STARTED], float | int):
             return None
         status = row[L_STATUS]
-        if status is None:  # a ref without a note: starting now, or its run died at once
-            fresh = now - row[L_STARTED] < UNRECORDED_GRACE_SECONDS
-            row[L_STATUS] = "running" if fresh else "crashed"
+        if status is None:  # a ref without a note
+            row[L_STATUS] = _unrecorded_status(row[L_STARTED], now)
         elif status == "running":
-            row[L_STATUS] = effective_status({"status": status, "host": row[L_HOST]}, hostname)
+            row[L_STATUS] = _live_status(status, row[L_HOST], hostname)
         elif type(status) is not str:
             return None
     return rows
@@ -429,14 +426,13 @@ def _check_spec(spec: str) -> None:
 def _unrecorded_run(repo: pygit2.Repository, ref: str, parsed: tuple[str, str], commit: str) -> Run:
     name, run_id = parsed
     committed = _commit_time(repo, commit)
-    fresh = time.time() - committed < UNRECORDED_GRACE_SECONDS
     return Run(
         ref=ref,
         name=name,
         run_id=run_id,
         commit=commit,
         record=None,
-        status="running" if fresh else "crashed",
+        status=_unrecorded_status(committed, time.time()),
         problem="no record was written for this run",
         started=committed,
     )
@@ -455,7 +451,7 @@ def _cached_run(
     blob_hex, summary = entry
     status = summary[S_STATUS]
     if status == "running":
-        status = _effective_status(summary, hostname)
+        status = _live_status(status, summary[S_HOST], hostname)
     problem = summary[S_PROBLEM]
     record = parsed_records.get(commit)
     # Without a problem the note is a readable record: it is parsed when first asked for.
@@ -464,8 +460,14 @@ def _cached_run(
     return Run(ref, name, run_id, commit, record, status, problem, started, summary, load)
 
 
-def _effective_status(summary: list[Any], hostname: str) -> str:
-    return effective_status({"status": summary[S_STATUS], "host": summary[S_HOST]}, hostname)
+def _live_status(status: str, host: Any, hostname: str) -> str:
+    """A `running` record's status now: crashed once its supervisor on this host is gone."""
+    return effective_status({"status": status, "host": host}, hostname)
+
+
+def _unrecorded_status(committed: float, now: float) -> str:
+    """A run ref without a note: a run starting right now, or one that died before its record."""
+    return "running" if now - committed < UNRECORDED_GRACE_SECONDS else "crashed"
 
 
 def _read_record(repo: pygit2.Repository, blob_hex: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,16 +216,21 @@ def test_an_old_buffer_is_written_on_the_next_log(
     ]
 
 
+def run_in_threads(worker: Callable[[int], None], count: int) -> None:
+    """Run `worker(0)` ... `worker(count - 1)` on as many threads at once; wait for all."""
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_concurrent_threads_write_whole_lines(run_env: Path) -> None:
     def worker(index: int) -> None:
         for step in range(5_000):
             gitexp.log(step=step, worker=index)
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 8)
     gitexp.flush()
     points = read_points(run_env / "metrics.jsonl")
     assert len(points) == 40_000
@@ -445,11 +450,7 @@ def test_threads_logging_while_others_write_the_buffer_lose_nothing(
             if step % 500 == 0:
                 gitexp.flush()
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 6)
     gitexp.flush()
     points = read_points(run_env / "metrics.jsonl")
     for index in range(6):

@@ -75,8 +75,7 @@ def log(
       git exp log --since 2d --md
       git exp log --json | jq '.[0].metrics'
     """
-    from gitexp.commands.log import log_runs
-    from gitexp.listing import log_entries
+    from gitexp.commands.log import log_runs, plain_log
     from gitexp.query import parse_since
 
     # 100,000 runs in memory: every few hundred objects made while printing, a cyclic
@@ -87,7 +86,8 @@ def log(
         repo = open_repo()
         if fmt is None and not (names or statuses or tags or where or since or sort):
             # The plain listing: lines straight from the listing cache, no run objects.
-            _print_lines(log_entries(repo), include_deleted, reverse, max_count)
+            entries = plain_log(repo, max_count, include_deleted=include_deleted, reverse=reverse)
+            _print_lines(entries)
             return
         runs = log_runs(
             repo,
@@ -124,21 +124,7 @@ def _print_runs(repo: Any, runs: list[Any], fmt: str | None) -> None:
         _print_lines([run.log_entry() for run in runs])
 
 
-def _print_lines(
-    entries: list[Any],
-    include_deleted: bool = True,
-    reverse: bool = False,
-    max_count: int | None = None,
-) -> None:
-    """Print log lines, with the plain listing's selection (as log_runs makes it)."""
-    from gitexp.listing import L_DELETED
-
-    if not include_deleted:
-        entries = [entry for entry in entries if not entry[L_DELETED]]
-    if reverse:
-        entries.reverse()
-    if max_count is not None:
-        entries = entries[:max_count]
+def _print_lines(entries: list[Any]) -> None:
     context = click.get_current_context()
     colour = context.color if context.color is not None else sys.stdout.isatty()
     lines = log_lines(entries, time.time(), colour)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pygit2
 
-from gitexp.listing import Run, list_runs
+from gitexp.listing import L_DELETED, LogEntry, Run, list_runs, log_entries
 from gitexp.query import MISSING, QueryError, compile_where, lookup, parse_path, sort_key
 
 MISSING_RANK = 2  # query.sort_key ranks numbers 0, strings 1, missing values 2
@@ -42,10 +43,29 @@ def log_runs(
     if predicate is not None:
         runs = [run for run in runs if predicate(run.as_json())]
     if sort:
-        runs = sort_runs(runs, sort, reverse)
-    elif reverse:
-        runs.reverse()
-    return runs if max_count is None else runs[:max_count]
+        return _limited(sort_runs(runs, sort, reverse), False, max_count)
+    return _limited(runs, reverse, max_count)
+
+
+def plain_log(
+    repo: pygit2.Repository,
+    max_count: int | None = None,
+    *,
+    include_deleted: bool = False,
+    reverse: bool = False,
+) -> list[LogEntry]:
+    """What `log_runs` selects when nothing filters or sorts, as the rows `git exp log`
+    prints (listing.LogEntry): from the listing cache, without a Run object per run."""
+    entries = log_entries(repo)
+    if not include_deleted:
+        entries = [entry for entry in entries if not entry[L_DELETED]]
+    return _limited(entries, reverse, max_count)
+
+
+def _limited(items: list[Any], reverse: bool, max_count: int | None) -> list[Any]:
+    if reverse:
+        items.reverse()
+    return items if max_count is None else items[:max_count]
 
 
 def sort_runs(runs: list[Run], key: str, reverse: bool = False) -> list[Run]:

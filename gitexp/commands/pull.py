@@ -16,7 +16,7 @@ import pygit2
 from gitexp import store
 from gitexp.commands.push import default_remote
 from gitexp.ids import REF_PREFIX, parse_run_ref
-from gitexp.listing import collected_runs
+from gitexp.listing import deleted_records
 from gitexp.repository import identity
 from gitexp.store import tracking_notes_ref
 from gitexp.sync import NotesMerge, merge_notes
@@ -51,7 +51,7 @@ def _fetch_runs(
     result = FetchResult(remote)
     theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*", store.NOTES_REF], environ)
     ours = dict(store.list_run_refs(repo))
-    collected = collected_runs(repo)
+    collected = deleted_records(repo) - set(ours.values())  # collected here by gc
     refspecs = []
     for ref, oid in sorted(theirs.items()):
         if ref == store.NOTES_REF:
@@ -95,9 +95,9 @@ def pull_runs(
         repo, tracking_notes_ref(result.remote), identity(repo, environ), fetched
     )
     if result.collected:
-        still_collected = collected_runs(repo)
+        still_deleted = deleted_records(repo)  # their refs are not here: collected, or restored
         restored = [
-            run for run in result.collected if theirs[REF_PREFIX + run] not in still_collected
+            run for run in result.collected if theirs[REF_PREFIX + run] not in still_deleted
         ]
         _fetch(
             repo,
