@@ -9,9 +9,9 @@ import pygit2
 
 from gitexp import store
 from gitexp.errors import GitExpError
+from gitexp.gitcmd import GitCommandError, GitResult, git_failure, remote_refs, run_git
 from gitexp.ids import REF_PREFIX, printable
 from gitexp.listing import list_runs, resolve_run_spec
-from gitexp.transport import GitResult, TransportError, git_failure, remote_refs, run_git
 
 NOTES_REJECTED = (
     "the remote has run records this clone does not have yet (nothing was pushed): "
@@ -91,11 +91,15 @@ def _notes_first(
     if first is not None and first.returncode != 0:
         return first  # refused records: no run goes without them
     if not any(not spec.startswith("^") for spec in runs):
-        return first or GitResult(0, "", "")
+        return first or GitResult(0, b"", "")
     second = run_git(repo, [*push, *runs], environ, allowed_codes=(0, 1))
     if first is None:
         return second
-    return GitResult(second.returncode, first.stdout + second.stdout, first.stderr + second.stderr)
+    return GitResult(
+        second.returncode,
+        first.stdout_bytes + second.stdout_bytes,
+        first.stderr + second.stderr,
+    )
 
 
 def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
@@ -134,15 +138,15 @@ def _read_push_report(
         else:
             result.pushed.append(target)
     if store.NOTES_REF in rejected:
-        raise TransportError(NOTES_REJECTED.format(remote=remote))
+        raise GitCommandError(NOTES_REJECTED.format(remote=remote))
     if rejected:
-        raise TransportError(
+        raise GitCommandError(
             f"the remote refused {len(rejected)} run ref(s), e.g. {rejected[0]}: "
             "a run of that id already exists there with another snapshot"
         )
     if code != 0:
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        raise TransportError(f"git push failed: {lines[-1] if lines else 'exit status 1'}")
+        raise GitCommandError(f"git push failed: {lines[-1] if lines else 'exit status 1'}")
     return result
 
 
