@@ -47,20 +47,21 @@ def run_git(
     allowed_codes: Sequence[int] = (0,),
     env: Mapping[str, str] | None = None,
     work_tree: bool = False,
+    cwd: str | None = None,
 ) -> GitResult:
     """Run `git <args>` on `repo` with the user's environment; raise unless the exit is allowed.
 
     `env` is added to (and overrides) `environ`; `work_tree` runs git in the working tree's
-    root, for commands that read it.
+    root, for commands that read it, or in `cwd` when given (git then reads paths relative
+    to it, as when the user runs git there).
     """
     full_env = dict(environ)
     full_env.update(env or {})
     full_env[IN_GITEXP_VARIABLE] = "1"
     command = ["git", f"--git-dir={repo.path}"]
-    cwd = None
     if work_tree:
         command.append(f"--work-tree={repo.workdir}")
-        cwd = repo.workdir
+        cwd = cwd or repo.workdir
     command.extend(args)
     data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
     try:

@@ -6,6 +6,7 @@ writes it (`git add -A` into a copy of the index), a commit on HEAD, its ref, an
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,27 @@ def git_bytes(repo_dir: Path, *args: str, env: dict[str, str] | None = None) -> 
     return subprocess.run(
         ["git", *args], cwd=repo_dir, capture_output=True, check=True, env=env
     ).stdout
+
+
+def on_a_terminal(cwd: Path, command: list[str], env: dict[str, str]) -> bytes:
+    """What `command` writes to its stdout when that is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=terminal, stderr=subprocess.PIPE
+    ) as process:
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        errors = process.communicate()[1]
+    os.close(controller)
+    assert process.returncode == 0, errors
+    return output

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,9 +12,7 @@ import click
 from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 
 if TYPE_CHECKING:
-    from gitexp.commands.diff import RunDiff
-
-DEFAULT_STAT_WIDTH = 80  # git's width when stdout is not a terminal
+    from gitexp.commands.diff import CodeFormat, RunDiff
 
 
 class _PathsAfterDoubleDash(click.Command):
@@ -29,12 +27,12 @@ class _PathsAfterDoubleDash(click.Command):
 
 
 @click.command(cls=_PathsAfterDoubleDash, context_settings=CONTEXT)
-@click.argument("specs", nargs=-1, metavar="A [B] [-- PATHS...]")
-@click.option("--stat", "stat", is_flag=True, help="Show a diffstat instead of the patch.")
+@click.argument("specs", nargs=-1, metavar="A [B] [-- PATHSPEC...]")
+@click.option("--stat", "stat", is_flag=True, help="Show git's diffstat instead of the patch.")
 @click.option(
     "--stat-width",
     type=click.IntRange(min=1),
-    help="Width of --stat (default: $COLUMNS, the terminal, or 80 as git does).",
+    help="Width of --stat (default: git's: $COLUMNS, the terminal, or 80).",
 )
 @click.option("--name-only", is_flag=True, help="Show only the names of changed files.")
 @click.option("--no-code", is_flag=True, help="Leave out the code; show only the record part.")
@@ -42,7 +40,7 @@ class _PathsAfterDoubleDash(click.Command):
     "--color/--no-color",
     "colour",
     default=None,
-    help="Colour the output (default: when stdout is a terminal).",
+    help="Colour the output (default: as git would, from color.diff / color.ui).",
 )
 @click.option(
     "--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when there are none."
@@ -60,10 +58,12 @@ def diff(
 ) -> None:
     """Show what differs between runs A and B: code, params, metrics, environment.
 
-    The code part is `git diff` of the two snapshots (renames, --stat, --name-only,
-    pathspecs after `--`). Then, when both are runs: params changed (~), added (+) and
-    removed (-); each metric's last/min/max on both sides with the delta B−A; and the
-    environment (Python, packages, variables, GPUs, host).
+    The code part is `git diff` of the two snapshots, printed by git itself: your diff
+    config applies (diff.algorithm, color.diff, textconv drivers, diff.renames,
+    core.quotePath, ...), and so do --stat, --name-only and git's pathspec magic after `--`
+    (relative to the current directory). Then, when both are runs: params changed (~),
+    added (+) and removed (-); each metric's last/min/max on both sides with the delta
+    B−A; and the environment (Python, packages, variables, GPUs, host).
 
     A and B are runs (<name>/<id>, <id>, a unique suffix, @, @~N, the full ref) or any
     git revision (HEAD, a branch, a sha); a name that is both is taken as the run.
@@ -73,12 +73,11 @@ def diff(
     Examples:
       git exp diff @~1 @
       git exp diff k3f9 p0qz --stat
-      git exp diff @ HEAD -- src/ '*.yaml'
+      git exp diff @ HEAD -- src/ ':(exclude)*.ipynb'
       git exp diff @                     # the newest run against your working tree
       git exp diff @~1 @ --no-code --json
     """
-    from gitexp.commands.diff import diff_runs
-    from gitexp.treediff import Pathspec
+    from gitexp.commands.diff import code_changes, diff_runs
 
     if not specs:
         raise click.UsageError("name a run (or revision) to compare: git exp diff A [B]")
@@ -86,60 +85,65 @@ def diff(
         raise click.UsageError("too many runs: give A and B, and put paths after --")
     repo = open_repo()
     paths: list[str] = click.get_current_context().meta.get("gitexp.paths", [])
-    pathspec = Pathspec.parse(paths, _cwd_prefix(repo))
-    result = diff_runs(
-        repo, specs[0], specs[1] if len(specs) == 2 else None, pathspec, code=not no_code
-    )
+    result = diff_runs(repo, specs[0], specs[1] if len(specs) == 2 else None)
     for skipped in result.b.skipped:
         click.echo(f"note: {safe(str(skipped['path']))} left out ({skipped['reason']})", err=True)
+    environ = _git_environ()
     if as_json:
-        echo_json(result.as_json())
+        code = None if no_code else code_changes(repo, result, paths, environ, cwd=os.getcwd())
+        echo_json(result.as_json(code))
+        code_differs = bool(code)
     else:
-        use_colour = sys.stdout.isatty() if colour is None else colour
-        _print_text(result, stat, stat_width or _terminal_width(), name_only, use_colour)
-    if exit_code and result.has_differences():
+        code_format: CodeFormat = "name-only" if name_only else "stat" if stat else "patch"
+        code_differs = _print_text(
+            repo, result, None if no_code else paths, environ, code_format, stat_width, colour
+        )
+    if exit_code and (code_differs or result.record_differs()):
         click.get_current_context().exit(1)
 
 
-def _print_text(result: RunDiff, stat: bool, width: int, name_only: bool, colour: bool) -> None:
-    from gitexp.difftext import colour_patch, colour_stat_line, record_lines
-    from gitexp.treediff import name_only_lines, stat_lines
+def _print_text(
+    repo: Any,
+    result: RunDiff,
+    paths: list[str] | None,
+    environ: dict[str, str],
+    code_format: CodeFormat,
+    stat_width: int | None,
+    colour: bool | None,
+) -> bool:
+    """Print git's code part (none when `paths` is None), then the record part; whether the
+    code differs."""
+    from gitexp.cli.difftext import record_lines
+    from gitexp.commands.diff import code_text, git_colours
 
-    changes = result.code or []
-    if name_only:
-        for line in name_only_lines(changes):
-            click.echo(line)
-    elif stat:
-        for line in stat_lines(changes, width):
-            click.echo(colour_stat_line(line) if colour else line, color=colour)
-    else:
-        sys.stdout.flush()
-        for change in changes:
-            sys.stdout.buffer.write(colour_patch(change.patch) if colour else change.patch)
-        sys.stdout.buffer.flush()
-    record = [] if name_only else record_lines(result)  # like git: names and nothing else
-    if record and changes:
+    if colour is None:
+        colour = git_colours(repo, environ, sys.stdout.isatty())
+    code = None
+    if paths is not None:
+        code = code_text(
+            repo,
+            result,
+            paths,
+            environ,
+            cwd=os.getcwd(),
+            code_format=code_format,
+            colour=colour,
+            stat_width=stat_width,
+        )
+        click.echo(code.output, nl=False)
+    record = [] if code_format == "name-only" else record_lines(result)  # like git: names only
+    if record and code is not None and code.output:
         click.echo()
     for line in record:
         click.echo(safe(line, keep_colour=True), color=colour)
+    return code is not None and code.differs
 
 
-def _cwd_prefix(repo: Any) -> str:
-    """The current directory relative to the top of the working tree, as git prefixes paths."""
-    if repo.workdir is None:
-        return ""
-    try:
-        relative = Path.cwd().resolve().relative_to(Path(repo.workdir).resolve())
-    except ValueError:
-        return ""
-    return relative.as_posix() if str(relative) != "." else ""
-
-
-def _terminal_width() -> int:
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except (OSError, ValueError, AttributeError):
-        return DEFAULT_STAT_WIDTH
+def _git_environ() -> dict[str, str]:
+    """The environment for git: the user's, plus the terminal's width as git would read it
+    from its stdout (git writes into a pipe to gitexp, where it cannot ask the terminal)."""
+    environ = dict(os.environ)
+    if "COLUMNS" not in environ and sys.stdout.isatty():
+        with contextlib.suppress(OSError, ValueError):
+            environ["COLUMNS"] = str(os.get_terminal_size(sys.stdout.fileno()).columns)
+    return environ

@@ -8,17 +8,22 @@ import re
 import subprocess
 from pathlib import Path
 
-import click
 import pygit2
 import pytest
 from conftest import git
-from helpers_diff import git_bytes, invoke, snapshot_run
+from helpers_diff import git_bytes, invoke, on_a_terminal, snapshot_run
 from helpers_e2e import add_all_tree, git_exp, repo_state, run_core, user_env, write_program
 
-from gitexp.commands.diff import diff_environment, diff_metrics, diff_runs
+from gitexp.commands.diff import (
+    code_changes,
+    code_text,
+    diff_environment,
+    diff_metrics,
+    diff_runs,
+    git_colours,
+)
 from gitexp.errors import AmbiguousRunError
 from gitexp.revisions import UnknownRevisionError
-from gitexp.treediff import Pathspec, name_only_lines, stat_lines
 
 A_ID, B_ID = "train/20260101.001.aaaa", "train/20260101.002.bbbb"
 A_RECORD = {
@@ -49,6 +54,11 @@ B_RECORD = {
 }
 
 
+# Two versions that git's myers and histogram algorithms diff differently.
+ALGO_A = "b\n{\na\nc\na\nx\nx\nx\n}\nx\nb\na\n"
+ALGO_B = "x\na\nx\nx\n{\na\n}\nx\nc\n}\nb\n{\n"
+
+
 def write(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(text, bytes):
@@ -68,6 +78,9 @@ def first_version(repo: Path) -> None:
     write(repo / "noeol", "a\nb")
     write(repo / "big.txt", "".join(f"row {i}\n" for i in range(300)))
     write(repo / "conf/exact.cfg", "same content\n")
+    write(repo / "algo.txt", ALGO_A)
+    write(repo / "notes.tc", "first\n")
+    write(repo / "na\u00efve.txt", "first\n")
     for i, lines in enumerate((3, 8)):
         # Mostly a last line without a newline, which git's similarity ignores (libgit2's not).
         write(repo / f"o{i}.txt", "".join(f"line number {j}\n" for j in range(lines)) + "z" * 63)
@@ -92,6 +105,9 @@ def second_version(repo: Path) -> None:
     write(repo / "caf\u00e9 \u00e0.txt", "unicode name\n")
     write(repo / "big.txt", "".join(f"row {i * 7}\n" for i in range(280)))
     (repo / "conf/exact.cfg").rename(repo / "exact.cfg")
+    write(repo / "algo.txt", ALGO_B)
+    write(repo / "notes.tc", "second\n")
+    write(repo / "na\u00efve.txt", "second\n")
     for i in range(2):
         text = (repo / f"o{i}.txt").read_text().replace("line number 0", "LINE NUMBER 0")
         (repo / f"o{i}.txt").unlink()
@@ -118,9 +134,11 @@ def git_diff(repo_dir: Path, *args: str) -> bytes:
     return git_bytes(repo_dir, "diff", *args)
 
 
-def code_bytes(a: str, b: str | None, paths: tuple[str, ...] = ()) -> bytes:
-    result = diff_runs(repo(), a, b, Pathspec.parse(paths))
-    return b"".join(change.patch for change in result.code or [])
+def code_bytes(a: str, b: str | None, paths: tuple[str, ...] = (), **options: object) -> bytes:
+    """The code part of `git exp diff A B -- PATHS` as the core function returns it."""
+    result = diff_runs(repo(), a, b)
+    environ = dict(os.environ)
+    return code_text(repo(), result, paths, environ, cwd=os.getcwd(), **options).output  # type: ignore[arg-type]
 
 
 def test_patches_agree_with_git_diff(repo_dir: Path, two_runs: tuple[str, str]) -> None:
@@ -133,6 +151,7 @@ def test_patches_agree_with_git_diff(repo_dir: Path, two_runs: tuple[str, str]) 
     assert b"new file mode 120000" in expected
     assert b"\\ No newline at end of file" in expected
     assert b"new file mode 100644\nindex 0000000..e69de29\n" in expected
+    assert b"deleted file mode 100644" in expected
     assert b"rename from o0.txt" not in expected and b"rename from o1.txt" in expected
     assert code_bytes(A_ID, B_ID) == expected
     assert code_bytes(B_ID, A_ID) == git_diff(repo_dir, b, a)
@@ -143,11 +162,20 @@ def test_stat_and_names_agree_with_git(
     repo_dir: Path, two_runs: tuple[str, str], width: int
 ) -> None:
     a, b = two_runs
-    changes = diff_runs(repo(), A_ID, B_ID).code or []
-    stat = "\n".join(stat_lines(changes, width)) + "\n"
-    assert stat == git_diff(repo_dir, f"--stat={width}", a, b).decode()
-    names = "\n".join(name_only_lines(changes)) + "\n"
-    assert names == git_diff(repo_dir, "--name-only", a, b).decode()
+    stat = code_bytes(A_ID, B_ID, code_format="stat", stat_width=width)
+    assert stat == git_diff(repo_dir, f"--stat={width}", a, b)
+    names = code_bytes(A_ID, B_ID, code_format="name-only")
+    assert names == git_diff(repo_dir, "--name-only", a, b)
+
+
+def test_stat_width_follows_columns(
+    repo_dir: Path, two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = two_runs[1]
+    monkeypatch.setenv("COLUMNS", "57")
+    result = invoke("diff", "main", b, "--stat")
+    assert result.stdout_bytes == git_diff(repo_dir, "--stat", "main", b)
+    assert result.stdout_bytes != git_diff(repo_dir, "--stat=80", "main", b)
 
 
 PATHSPECS = [
@@ -160,6 +188,12 @@ PATHSPECS = [
     ("su",),
     ("exact.cfg", "conf"),
     (":!src", ":^*.bin"),
+    (":(exclude)src", ":(exclude)*.txt"),
+    (":(glob)src/**/*.py",),
+    (":(glob)*.txt",),  # unlike a plain pattern, `*` stops at `/`
+    (":(icase)SRC/MODEL.PY", ":(icase)Data.BIN"),
+    (":(literal)*.txt",),
+    (":/noeol",),
     ("no-such-path",),
 ]
 
@@ -170,9 +204,8 @@ def test_pathspecs_agree_with_git(
 ) -> None:
     a, b = two_runs
     assert code_bytes(A_ID, B_ID, paths) == git_diff(repo_dir, a, b, "--", *paths)
-    changes = diff_runs(repo(), A_ID, B_ID, Pathspec.parse(paths)).code or []
-    expected_stat = git_diff(repo_dir, "--stat=80", a, b, "--", *paths).decode()
-    assert "".join(line + "\n" for line in stat_lines(changes, 80)) == expected_stat
+    expected_stat = git_diff(repo_dir, "--stat=80", a, b, "--", *paths)
+    assert code_bytes(A_ID, B_ID, paths, code_format="stat", stat_width=80) == expected_stat
 
 
 def test_pathspecs_are_relative_to_the_current_directory(
@@ -180,10 +213,12 @@ def test_pathspecs_are_relative_to_the_current_directory(
 ) -> None:
     a, b = two_runs
     monkeypatch.chdir(repo_dir / "src")
-    result = invoke("diff", A_ID, B_ID, "--name-only", "--no-color", "--", "pkg", "../noeol")
+    paths = ("pkg", "../noeol", ":(icase)MODEL.py")
+    result = invoke("diff", A_ID, B_ID, "--name-only", "--", *paths)
     assert result.exit_code == 0, result.output
-    expected = git(repo_dir / "src", "diff", "--name-only", a, b, "--", "pkg", "../noeol")
-    assert result.stdout.startswith(expected)
+    expected = git(repo_dir / "src", "diff", "--name-only", a, b, "--", *paths)
+    assert result.stdout == expected
+    assert expected.splitlines() == ["noeol", "src/model.py", "src/pkg/renamed_module.py"]
 
 
 def test_abbreviations_follow_core_abbrev(repo_dir: Path, two_runs: tuple[str, str]) -> None:
@@ -207,6 +242,46 @@ def test_revisions_and_the_working_tree(repo_dir: Path, two_runs: tuple[str, str
     assert code_bytes(a, b) == git_diff(repo_dir, a, b)  # shas are revisions
 
 
+def use_diff_config(repo_dir: Path) -> None:
+    """The user's diff settings: histogram, colour always, raw UTF-8 names, a textconv."""
+    git(repo_dir, "config", "diff.algorithm", "histogram")
+    git(repo_dir, "config", "color.diff", "always")
+    git(repo_dir, "config", "core.quotePath", "false")
+    git(repo_dir, "config", "diff.tc.textconv", "sed s/^/converted:/")
+    (repo_dir / ".gitattributes").write_text("*.tc diff=tc\n")
+
+
+SIDES = [
+    ("runs", A_ID, B_ID),
+    ("run and HEAD", A_ID, "HEAD"),
+    ("run and working tree", A_ID, None),
+]
+
+
+@pytest.mark.parametrize(("case", "a_spec", "b_spec"), SIDES, ids=[case for case, *_ in SIDES])
+def test_the_users_diff_config_applies(
+    repo_dir: Path, two_runs: tuple[str, str], case: str, a_spec: str, b_spec: str | None
+) -> None:
+    commits = {A_ID: two_runs[0], B_ID: two_runs[1], "HEAD": "HEAD"}
+    use_diff_config(repo_dir)
+    a = commits[a_spec]
+    b = commits[b_spec] if b_spec else add_all_tree(repo_dir, repo_dir.parent / "oracle")
+    expected = git_diff(repo_dir, a, b)
+    runs = (two_runs[0], two_runs[1] if b_spec else b, "--", "algo.txt")
+    myers = git_bytes(repo_dir, "-c", "diff.algorithm=myers", "diff", *runs)
+    assert myers != git_diff(repo_dir, *runs)  # the algorithm shows
+    assert b"\x1b[31m-converted:first\x1b[m" in expected
+    assert "a/na\u00efve.txt".encode() in expected  # not quoted
+    result = invoke("diff", a_spec, *([b_spec] if b_spec else []))
+    assert result.exit_code == 0, result.output
+    if case == "runs":
+        assert result.stdout_bytes.startswith(expected + b"\nA: \x1b[")  # a coloured record
+    else:
+        assert result.stdout_bytes.split(b"\nrecord: ")[0] == expected
+    names = invoke("diff", a_spec, *([b_spec] if b_spec else []), "--name-only")
+    assert names.stdout_bytes == git_diff(repo_dir, "--name-only", a, b)
+
+
 def test_cli_matches_git_byte_for_byte_for_revisions(
     repo_dir: Path, two_runs: tuple[str, str]
 ) -> None:
@@ -217,7 +292,12 @@ def test_cli_matches_git_byte_for_byte_for_revisions(
     assert result.exit_code == 0
     assert result.stdout_bytes == git_diff(repo_dir, "base", "tip")  # no record part
     result = invoke("diff", "base", "tip", "--stat", "--stat-width", "80")
-    assert result.stdout == git_diff(repo_dir, "--stat=80", "base", "tip").decode()
+    assert result.stdout_bytes == git_diff(repo_dir, "--stat=80", "base", "tip")
+    use_diff_config(repo_dir)
+    for options, paths in (([], []), (["--stat"], []), (["--name-only"], ["*.t?", ":!src"])):
+        expected = git_diff(repo_dir, *options, "base", "tip", "--", *paths)
+        result = invoke("diff", "base", "tip", *options, "--", *paths)
+        assert result.stdout_bytes == expected, options
 
 
 def test_a_run_wins_over_a_revision_of_the_same_name(
@@ -231,8 +311,7 @@ def test_a_run_wins_over_a_revision_of_the_same_name(
 
 
 def test_record_differences(repo_dir: Path, two_runs: tuple[str, str]) -> None:
-    result = diff_runs(repo(), A_ID, B_ID, code=False)
-    assert result.code is None
+    result = diff_runs(repo(), A_ID, B_ID)
     assert result.params == {
         "changed": {"lr": {"a": 0.1, "b": 0.01}, "flag": {"a": True, "b": 1}},
         "added": {"dropout": 0.5},
@@ -263,7 +342,7 @@ def test_record_differences(repo_dir: Path, two_runs: tuple[str, str]) -> None:
         "gpus": None,  # another card of the same model: not a difference
         "host": {"hostname": {"a": "box1", "b": "box2"}},
     }
-    assert result.has_differences()
+    assert result.record_differs()
 
 
 def test_environment_and_metric_edge_cases() -> None:
@@ -320,13 +399,37 @@ def test_code_then_record(repo_dir: Path, two_runs: tuple[str, str]) -> None:
 
 
 def test_colour(repo_dir: Path, two_runs: tuple[str, str]) -> None:
-    coloured = invoke("diff", A_ID, B_ID, "--color", "--", "noeol", color=True).stdout
-    assert "\x1b[1mdiff --git a/noeol b/noeol\x1b[0m" in coloured
-    assert "\x1b[36m@@ -1,2 +1,2 @@\x1b[0m" in coloured
-    assert "\x1b[31m-b\x1b[0m" in coloured and "\x1b[32m+c\x1b[0m" in coloured
-    assert click.unstyle(coloured) == invoke("diff", A_ID, B_ID, "--", "noeol").stdout
-    plain = invoke("diff", A_ID, B_ID, "--no-color", "--", "noeol", color=True).stdout
-    assert "\x1b[" not in plain
+    a, b = two_runs
+    coloured = invoke("diff", A_ID, B_ID, "--color", "--", "noeol").stdout_bytes
+    expected = git_diff(repo_dir, "--color=always", a, b, "--", "noeol")
+    assert b"\x1b[32m+\x1b[m\x1b[32mc\x1b[m" in expected
+    assert coloured.startswith(expected + b"\n")
+    assert b"\x1b[33mtrain/20260101.001.aaaa\x1b[0m" in coloured  # the record part too
+    git(repo_dir, "config", "color.diff", "always")
+    plain = invoke("diff", A_ID, B_ID, "--no-color", "--", "noeol").stdout_bytes
+    assert plain.startswith(git_diff(repo_dir, "--no-color", a, b, "--", "noeol") + b"\nA: ")
+    assert b"\x1b[" not in plain
+
+
+def test_colour_is_gits_decision(repo_dir: Path) -> None:
+    environ = {**os.environ, "TERM": "xterm"}
+    assert git_colours(repo(), environ, stdout_is_tty=True)  # color.ui=auto by default
+    assert not git_colours(repo(), environ, stdout_is_tty=False)
+    assert not git_colours(repo(), {**environ, "TERM": "dumb"}, stdout_is_tty=True)
+    assert git_colours(repo(), {**environ, "GIT_PAGER_IN_USE": "true"}, stdout_is_tty=False)
+    git(repo_dir, "config", "color.ui", "never")
+    assert not git_colours(repo(), environ, stdout_is_tty=True)
+    git(repo_dir, "config", "color.diff", "always")
+    assert git_colours(repo(), environ, stdout_is_tty=False)
+
+
+def test_a_terminal_gets_gits_colours(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    a, b = two_runs
+    git(repo_dir, "config", "color.diff.new", "blue")
+    output = on_a_terminal(repo_dir, ["git", "exp", "diff", a, b], user_env({"TERM": "xterm"}))
+    expected = git_diff(repo_dir, "--color=always", a, b)
+    assert b"\x1b[34m+\x1b[m\x1b[34mc\x1b[m" in expected
+    assert output == expected.replace(b"\n", b"\r\n")  # the terminal's own newlines
 
 
 def test_json(repo_dir: Path, two_runs: tuple[str, str]) -> None:
@@ -340,16 +443,23 @@ def test_json(repo_dir: Path, two_runs: tuple[str, str]) -> None:
         "tree": git(repo_dir, "rev-parse", f"{a}^{{tree}}").strip(),
     }
     files = {entry["new_path"] or entry["old_path"]: entry for entry in data["code"]}
+    assert list(files) == git(repo_dir, "diff", "--name-only", "-z", a, b).split("\0")[:-1]
     renamed = files["src/pkg/renamed_module.py"]
     assert renamed["status"] == "renamed"
     assert renamed["old_path"] == "src/pkg/long_module_name.py"
     assert (renamed["additions"], renamed["deletions"], renamed["similarity"]) == (1, 1, 97)
+    assert renamed["old_id"] == git(repo_dir, "rev-parse", f"{a}:src/pkg/long_module_name.py")[:-1]
     assert files["gone.txt"]["status"] == "deleted" and files["gone.txt"]["new_path"] is None
+    assert files["gone.txt"]["new_mode"] is None and files["gone.txt"]["new_id"] is None
+    assert files["new.txt"]["old_path"] is None and files["new.txt"]["additions"] == 1
     assert files["run.sh"]["old_mode"] == "100644" and files["run.sh"]["new_mode"] == "100755"
-    assert files["data.bin"]["binary"] is True
-    assert "".join(entry["patch"] for entry in data["code"]).encode() == git_diff(
-        repo_dir, a, b
-    ).replace(b"\xc3\xa9", "é".encode())
+    assert files["link"]["new_mode"] == "120000"
+    assert files["data.bin"]["binary"] is True and files["data.bin"]["additions"] == 0
+    numstat = git(repo_dir, "diff", "--numstat", a, b, "--", "big.txt").split("\t")
+    assert [files["big.txt"]["additions"], files["big.txt"]["deletions"]] == [
+        int(numstat[0]),
+        int(numstat[1]),
+    ]
     assert data["params"]["added"] == {"dropout": 0.5}
     assert data["metrics"]["loss"]["delta"]["last"] == -0.2
     assert data["environment"]["host"] == {"hostname": {"a": "box1", "b": "box2"}}
@@ -357,11 +467,51 @@ def test_json(repo_dir: Path, two_runs: tuple[str, str]) -> None:
     assert no_code["code"] is None and no_code["params"] is None
 
 
+def test_json_file_names_are_byte_safe(repo_dir: Path) -> None:
+    names = [b"caf\xe9 latin-1.txt", b"two\nlines.txt", b"tab\there.txt"]
+    for name in names:
+        (repo_dir / os.fsdecode(name)).write_bytes(b"content\n")
+    os.rename(repo_dir / "README", repo_dir / os.fsdecode(b"read\nme\xff"))
+    changes = code_changes(repo(), diff_runs(repo(), "HEAD", None), [], dict(os.environ))
+    tree = add_all_tree(repo_dir, repo_dir.parent / "oracle")
+    oracle = git_bytes(repo_dir, "diff", "--name-status", "-z", "-M", "HEAD", tree)
+    assert oracle.split(b"\0") == [
+        b"A",
+        b"caf\xe9 latin-1.txt",
+        b"R100",
+        b"README",
+        b"read\nme\xff",
+        b"A",
+        b"tab\there.txt",
+        b"A",
+        b"two\nlines.txt",
+        b"",
+    ]
+    assert [(change.old_path, change.new_path) for change in changes] == [
+        (None, b"caf\xe9 latin-1.txt"),
+        (b"README", b"read\nme\xff"),
+        (None, b"tab\there.txt"),
+        (None, b"two\nlines.txt"),
+    ]
+    data = json.loads(invoke("diff", "HEAD", "--json").stdout)
+    assert [(entry["old_path"], entry["new_path"]) for entry in data["code"]] == [
+        (None, "caf\\xe9 latin-1.txt"),
+        ("README", "read\nme\\xff"),
+        (None, "tab\there.txt"),
+        (None, "two\nlines.txt"),
+    ]
+
+
 def test_exit_code(repo_dir: Path, two_runs: tuple[str, str]) -> None:
     assert invoke("diff", A_ID, B_ID, "--exit-code").exit_code == 1
     assert invoke("diff", A_ID, B_ID).exit_code == 0
     assert invoke("diff", B_ID, B_ID, "--exit-code").exit_code == 0
     assert invoke("diff", B_ID, "HEAD", "--exit-code", "--", "no-such-path").exit_code == 0
+    assert invoke("diff", "HEAD", B_ID, "--exit-code", "--stat", "--", "noeol").exit_code == 1
+    assert invoke("diff", A_ID, B_ID, "--exit-code", "--json", "--", "nothing").exit_code == 1
+    same_code = invoke("diff", A_ID, B_ID, "--exit-code", "--name-only", "--", "nothing")
+    assert (same_code.exit_code, same_code.stdout) == (1, "")  # the params differ
+    assert invoke("diff", "HEAD", "HEAD", "--exit-code", "--json").exit_code == 0
 
 
 def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) -> None:
@@ -374,14 +524,22 @@ def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) 
     for args, message in [
         (("nope", "HEAD"), "error: unknown run or revision 'nope' (git exp log lists runs)"),
         (("HEAD^{tree}",), "error: 'HEAD^{tree}' is a tree, not a run or a commit"),
-        (("HEAD", "--", ":(icase)x"), "error: unsupported pathspec magic in ':(icase)x'"),
-        (("HEAD", "--", "../.."), "error: pathspec '../..' is outside the repository"),
+        (("HEAD", "--", ":(bad)x"), "error: git diff failed: " + git_fatal(":(bad)x")),
+        (("HEAD", "--", "../.."), "error: git diff failed: " + git_fatal("../..")),
+        (("HEAD", "--json", "--", "../.."), "error: git diff failed: " + git_fatal("../..")),
     ]:
         code, stdout, stderr = run_main(*args)
         assert (code, stdout, stderr) == (1, "", message + "\n"), args
     usage = invoke("diff", "a", "b", "c")
     assert usage.exit_code == 2
     assert "too many runs: give A and B, and put paths after --" in usage.stderr
+
+
+def git_fatal(pathspec: str) -> str:
+    """git's own one-line reason for refusing `pathspec`."""
+    result = subprocess.run(["git", "diff", "HEAD", "--", pathspec], capture_output=True, text=True)
+    assert result.returncode == 128 and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
 
 
 def run_main(*args: str) -> tuple[int, str, str]:
@@ -422,7 +580,7 @@ def test_end_to_end_through_git(repo_dir: Path, capfd: pytest.CaptureFixture[str
     second, _ = run_core(repo_dir, "train.py", "--lr", "0.25")
     capfd.readouterr()
     before = repo_state(repo_dir)
-    result = git_exp(repo_dir, "diff", "@~1", "@")
+    result = git_exp(repo_dir, "diff", "@~1", "@", env=user_env({"TERM": "xterm"}))
     assert result.returncode == 0, result.stderr
     patch = git_diff(repo_dir, first.commit, second.commit).decode()
     assert "-gitexp.log(step=0, loss=1.0)" in patch

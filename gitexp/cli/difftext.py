@@ -1,8 +1,7 @@
-"""The human-readable form of `git exp diff`: git's colours for the code, then the record part."""
+"""The human-readable record part of `git exp diff` (git prints the code part itself)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import click
@@ -11,46 +10,7 @@ import orjson
 from gitexp.commands.diff import RunDiff, metric_changed
 from gitexp.tables import render_table
 
-STAT_GRAPH = re.compile(r"^(?P<head>.* \| +\d+ )(?P<plus>\+*)(?P<minus>-*)$")
-HUNK_HEADER = re.compile(rb"^(@@ [^@]* @@)(.*)$", re.DOTALL)
 MARKS = {"changed": ("~", "yellow"), "added": ("+", "green"), "removed": ("-", "red")}
-
-
-def colour_patch(patch: bytes) -> bytes:
-    """A patch with git's default colours: bold headers, cyan @@, green +, red -."""
-    lines = patch.split(b"\n")
-    in_header = True
-    for index, line in enumerate(lines):
-        if line.startswith(b"diff --git "):
-            in_header = True
-        if line.startswith(b"@@ "):
-            in_header = False
-            hunk = HUNK_HEADER.match(line)
-            if hunk:
-                lines[index] = _style(hunk.group(1), fg="cyan") + hunk.group(2)
-        elif in_header:
-            if line and not line.startswith(b"Binary files "):
-                lines[index] = _style(line, bold=True)
-        elif line.startswith(b"+"):
-            lines[index] = _style(line, fg="green")
-        elif line.startswith(b"-"):
-            lines[index] = _style(line, fg="red")
-    return b"\n".join(lines)
-
-
-def _style(data: bytes, **styles: Any) -> bytes:
-    text = data.decode("utf-8", errors="surrogateescape")
-    return click.style(text, **styles).encode("utf-8", errors="surrogateescape")
-
-
-def colour_stat_line(line: str) -> str:
-    """A `--stat` line with its graph in green and red, as git colours it."""
-    match = STAT_GRAPH.match(line)
-    if not match or not (match["plus"] or match["minus"]):
-        return line
-    plus = click.style(match["plus"], fg="green") if match["plus"] else ""
-    minus = click.style(match["minus"], fg="red") if match["minus"] else ""
-    return match["head"] + plus + minus
 
 
 def record_lines(diff: RunDiff) -> list[str]:
