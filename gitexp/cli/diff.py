@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 
 if TYPE_CHECKING:
-    from gitexp.commands.diff import CodeFormat, RunDiff
+    from gitexp.commands.diff import CodeFormat, CodeText, RunDiff
 
 
 class _PathsAfterDoubleDash(click.Command):
@@ -77,7 +77,7 @@ def diff(
       git exp diff @                     # the newest run against your working tree
       git exp diff @~1 @ --no-code --json
     """
-    from gitexp.commands.diff import code_changes, diff_runs
+    from gitexp.commands.diff import code_changes, code_text, diff_runs, git_colours
 
     if not specs:
         raise click.UsageError("name a run (or revision) to compare: git exp diff A [B]")
@@ -90,53 +90,44 @@ def diff(
         click.echo(f"note: {safe(str(skipped['path']))} left out ({skipped['reason']})", err=True)
     environ = _git_environ()
     if as_json:
-        code = None if no_code else code_changes(repo, result, paths, environ, cwd=os.getcwd())
-        echo_json(result.as_json(code))
-        code_differs = bool(code)
+        changes = None if no_code else code_changes(repo, result, paths, environ, cwd=os.getcwd())
+        echo_json(result.as_json(changes))
+        code_differs = bool(changes)
     else:
+        if colour is None:
+            colour = git_colours(repo, environ, sys.stdout.isatty())
         code_format: CodeFormat = "name-only" if name_only else "stat" if stat else "patch"
-        code_differs = _print_text(
-            repo, result, None if no_code else paths, environ, code_format, stat_width, colour
-        )
+        code = None
+        if not no_code:
+            code = code_text(
+                repo,
+                result,
+                paths,
+                environ,
+                cwd=os.getcwd(),
+                code_format=code_format,
+                colour=colour,
+                stat_width=stat_width,
+            )
+        _print_text(result, code, code_format, colour)
+        code_differs = code is not None and code.differs
     if exit_code and (code_differs or result.record_differs()):
         click.get_current_context().exit(1)
 
 
 def _print_text(
-    repo: Any,
-    result: RunDiff,
-    paths: list[str] | None,
-    environ: dict[str, str],
-    code_format: CodeFormat,
-    stat_width: int | None,
-    colour: bool | None,
-) -> bool:
-    """Print git's code part (none when `paths` is None), then the record part; whether the
-    code differs."""
+    result: RunDiff, code: CodeText | None, code_format: CodeFormat, colour: bool
+) -> None:
+    """git's code part as git printed it, then the record part (none after names, as git)."""
     from gitexp.cli.difftext import record_lines
-    from gitexp.commands.diff import code_text, git_colours
 
-    if colour is None:
-        colour = git_colours(repo, environ, sys.stdout.isatty())
-    code = None
-    if paths is not None:
-        code = code_text(
-            repo,
-            result,
-            paths,
-            environ,
-            cwd=os.getcwd(),
-            code_format=code_format,
-            colour=colour,
-            stat_width=stat_width,
-        )
+    if code is not None:
         click.echo(code.output, nl=False)
-    record = [] if code_format == "name-only" else record_lines(result)  # like git: names only
+    record = [] if code_format == "name-only" else record_lines(result)
     if record and code is not None and code.output:
         click.echo()
     for line in record:
         click.echo(safe(line, keep_colour=True), color=colour)
-    return code is not None and code.differs
 
 
 def _git_environ() -> dict[str, str]:

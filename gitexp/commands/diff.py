@@ -46,11 +46,6 @@ class RunDiff:
     metrics: dict[str, Any] | None
     environment: dict[str, Any] | None
 
-    @property
-    def compared_records(self) -> bool:
-        """Whether both sides had a record to compare."""
-        return self.params is not None
-
     def record_differs(self) -> bool:
         """Whether a param, a metric summary or the environment differs."""
         if self.params is None or self.environment is None:

@@ -15,6 +15,7 @@ from helpers_diff import git_bytes, invoke, on_a_terminal, snapshot_run
 from helpers_e2e import add_all_tree, git_exp, repo_state, run_core, user_env, write_program
 
 from gitexp.commands.diff import (
+    CodeFormat,
     code_changes,
     code_text,
     diff_environment,
@@ -134,11 +135,21 @@ def git_diff(repo_dir: Path, *args: str) -> bytes:
     return git_bytes(repo_dir, "diff", *args)
 
 
-def code_bytes(a: str, b: str | None, paths: tuple[str, ...] = (), **options: object) -> bytes:
+def code_bytes(
+    a: str,
+    b: str | None,
+    paths: tuple[str, ...] = (),
+    code_format: CodeFormat = "patch",
+    stat_width: int | None = None,
+) -> bytes:
     """The code part of `git exp diff A B -- PATHS` as the core function returns it."""
     result = diff_runs(repo(), a, b)
     environ = dict(os.environ)
-    return code_text(repo(), result, paths, environ, cwd=os.getcwd(), **options).output  # type: ignore[arg-type]
+    cwd = os.getcwd()
+    shown = code_text(
+        repo(), result, paths, environ, cwd=cwd, code_format=code_format, stat_width=stat_width
+    )
+    return shown.output
 
 
 def test_patches_agree_with_git_diff(repo_dir: Path, two_runs: tuple[str, str]) -> None:
@@ -580,7 +591,7 @@ def test_end_to_end_through_git(repo_dir: Path, capfd: pytest.CaptureFixture[str
     second, _ = run_core(repo_dir, "train.py", "--lr", "0.25")
     capfd.readouterr()
     before = repo_state(repo_dir)
-    result = git_exp(repo_dir, "diff", "@~1", "@", env=user_env({"TERM": "xterm"}))
+    result = git_exp(repo_dir, "diff", "@~1", "@")
     assert result.returncode == 0, result.stderr
     patch = git_diff(repo_dir, first.commit, second.commit).decode()
     assert "-gitexp.log(step=0, loss=1.0)" in patch
