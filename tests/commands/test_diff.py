@@ -560,6 +560,7 @@ def run_main(*args: str) -> tuple[int, str, str]:
 
 
 def test_the_repository_is_left_alone(repo_dir: Path, two_runs: tuple[str, str]) -> None:
+    use_diff_config(repo_dir)  # textconv and colours run too
     (repo_dir / "src/model.py").write_text("dirty\n")
     git(repo_dir, "add", "src/model.py")
     (repo_dir / "untracked.txt").write_text("untracked\n")
