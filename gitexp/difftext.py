@@ -8,8 +8,8 @@ from typing import Any
 import click
 import orjson
 
+from gitexp.cli.tables import render_table
 from gitexp.commands.diff import RunDiff, metric_changed
-from gitexp.tables import render_table
 
 STAT_GRAPH = re.compile(r"^(?P<head>.* \| +\d+ )(?P<plus>\+*)(?P<minus>-*)$")
 HUNK_HEADER = re.compile(rb"^(@@ [^@]* @@)(.*)$", re.DOTALL)

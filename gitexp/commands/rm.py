@@ -11,9 +11,10 @@ from typing import Any
 
 import pygit2
 
-from gitexp.listing import list_runs, resolve_run_spec
+from gitexp.listing import list_runs
 from gitexp.record import now_iso, update_record
 from gitexp.repository import identity
+from gitexp.runspec import resolve_run_spec
 
 
 @dataclass
