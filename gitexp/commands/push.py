@@ -10,9 +10,8 @@ import pygit2
 from gitexp import store
 from gitexp.gitcmd import GitCommandError, GitResult, git_failure, remote_refs, run_git
 from gitexp.ids import REF_PREFIX
-from gitexp.listing import list_runs
 from gitexp.repository import default_remote
-from gitexp.runspec import resolve_run_spec
+from gitexp.selection import select_runs
 
 NOTES_REJECTED = (
     "the remote has run records this clone does not have yet (nothing was pushed): "
@@ -44,8 +43,7 @@ def push_runs(
     ours = dict(store.list_run_refs(repo))
     chosen: list[str] | None = None
     if specs:
-        runs = list_runs(repo)
-        chosen = sorted({resolve_run_spec(runs, spec).ref for spec in specs})
+        chosen = sorted(run.ref for run in select_runs(repo, specs))
     theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*"], environ)
     conflicts = sorted(
         ref
