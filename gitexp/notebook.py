@@ -18,6 +18,7 @@ from gitexp.display import format_duration, format_value
 from gitexp.extras import MissingExtraError, require
 from gitexp.ids import printable
 from gitexp.record import RECORD_FIELDS
+from gitexp.runspec import resolve_run_spec
 from gitexp.series import Series, find_run_dir, metric_series
 
 STATUS_COLOURS = {
@@ -161,7 +162,7 @@ class Runs(Sequence[Run]):
         if isinstance(key, slice):
             return Runs(self._runs[key])
         if isinstance(key, str):
-            chosen = listing.resolve_run_spec([run._run for run in self._runs], key)
+            chosen = resolve_run_spec([run._run for run in self._runs], key)
             return next(run for run in self._runs if run._run is chosen)
         return self._runs[key]
 
@@ -231,22 +232,22 @@ def runs(
     `--where` language; `since` a duration (`"2d"`), a date, a datetime or a Unix time. `path`
     may be anywhere inside the repository (`~` is expanded).
     """
-    from gitexp.commands.log import log_runs
     from gitexp.repository import open_repository
     from gitexp.rundir import logdir_root
+    from gitexp.selection import select_runs
 
     repo = open_repository(Path(path).expanduser())
-    selected = log_runs(
+    selected = select_runs(
         repo,
-        _values(name),
-        _values(status),
-        _values(tag),
-        limit,
+        names=_values(name),
+        statuses=_values(status),
+        tags=_values(tag),
         where=where,
         since=_since(since),
         include_deleted=include_deleted,
         sort=sort,
         reverse=reverse,
+        limit=limit,
     )
     root = logdir_root(repo, os.environ.get("GITEXP_LOGDIR"))
     return Runs(Run(run, find_run_dir(root, run.name, run.run_id, run.record)) for run in selected)
@@ -264,27 +265,15 @@ def series_rows(series: Series) -> list[dict[str, Any]]:
 def _plot(
     selected: list[Run], metrics: Sequence[str] | None, series: dict[str, Series] | None = None
 ) -> SvgFigure:
-    from gitexp.commands.plot import (
-        NoMetricsError,
-        UnknownMetricError,
-        default_metrics,
-        short_labels,
-    )
-    from gitexp.plotting import render_svg_element
+    from gitexp.plotting import NoMetricsError, chosen_metrics, render_svg_element, short_labels
 
     feature = "gitexp plots"
     require("matplotlib", feature)
     every = series or {run.id: run.series() for run in selected}
     logged = [one for one in every.values() if one]
-    available = list(dict.fromkeys(name for one in logged for name in one))
-    if not available:
+    if not logged:
         raise NoMetricsError("no metrics to plot: these runs logged none")
-    for metric in metrics or ():
-        if metric not in available:
-            raise UnknownMetricError(
-                f"unknown metric '{metric}': the runs logged {', '.join(available)}"
-            )
-    chosen = list(dict.fromkeys(metrics)) if metrics else default_metrics(logged, available)
+    chosen, _ = chosen_metrics(logged, metrics or ())
     labels = short_labels([run._run for run in selected])
     curves = [(label, every[run.id]) for run, label in zip(selected, labels, strict=True)]
     return SvgFigure(render_svg_element(chosen, curves, feature))

@@ -12,11 +12,15 @@ import html
 import io
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from gitexp.errors import GitExpError
 from gitexp.extras import require
 from gitexp.ids import printable
 from gitexp.series import Series, downsample
+
+if TYPE_CHECKING:
+    from gitexp.listing import Run
 
 Curves = Sequence[tuple[str, Series]]
 ImageFormat = Literal["png", "svg"]
@@ -25,6 +29,44 @@ MATPLOTLIB_SETTINGS = {"svg.fonttype": "none", "text.parse_math": False, "svg.ha
 SUBPLOT_WIDTH, SUBPLOT_HEIGHT = 6.0, 3.6  # inches
 TERMINAL_SUBPLOT_HEIGHT = 14  # rows
 PLOT = "git exp plot"
+# More subplots than this by default is a wall of tiny charts; --metric picks others.
+MAX_DEFAULT_METRICS = 6
+
+
+class NoMetricsError(GitExpError):
+    """None of the runs to plot has logged a metric."""
+
+
+class UnknownMetricError(GitExpError):
+    """A metric asked for was logged by none of the runs."""
+
+
+def chosen_metrics(logged: Sequence[Series], metrics: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The metrics to plot of the series `logged`, and every metric they have.
+
+    `metrics` as given (each once), else those every series has (all of them when they share
+    none), at most MAX_DEFAULT_METRICS, in order of first appearance.
+    """
+    available = list(dict.fromkeys(name for one in logged for name in one))
+    if metrics:
+        chosen = list(dict.fromkeys(metrics))
+        unknown = [name for name in chosen if name not in available]
+        if unknown:
+            raise UnknownMetricError(
+                f"unknown metric '{unknown[0]}': the runs logged {', '.join(available)}"
+            )
+        return chosen, available
+    shared = [name for name in available if all(name in one for one in logged)]
+    return (shared or available)[:MAX_DEFAULT_METRICS], available
+
+
+def short_labels(runs: Sequence[Run]) -> list[str]:
+    """A legend label per run: `<name>/<random part>` when that is unique among `runs`, else
+    the full `<name>/<id>`. Either is a run spec the other commands accept."""
+    short = [f"{run.name}/{run.run_id.rsplit('.', 1)[-1]}" for run in runs]
+    return [
+        label if short.count(label) == 1 else run.id for run, label in zip(runs, short, strict=True)
+    ]
 
 
 def render_image(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pygit2
 
 from gitexp.errors import BareRepositoryError, GitExpError, NotARepositoryError
+from gitexp.ids import printable
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
@@ -71,3 +72,17 @@ def identity(repo: pygit2.Repository, environ: Mapping[str, str]) -> pygit2.Sign
     if not name or not email:
         name, email = FALLBACK_IDENTITY
     return pygit2.Signature(name, email)
+
+
+def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
+    """`remote`, else `exp.remote`, else the current branch's remote, else `origin`."""
+    candidates = [remote, config_value(repo, "exp.remote")]
+    if not repo.head_is_detached and not repo.head_is_unborn:
+        candidates.append(config_value(repo, f"branch.{repo.head.shorthand}.remote"))
+    candidates.append("origin")
+    chosen = next(name for name in candidates if name)
+    if chosen not in set(repo.remotes.names()):
+        raise GitExpError(
+            f"no such remote '{printable(chosen, limit=100)}' (git remote -v lists them)"
+        )
+    return chosen

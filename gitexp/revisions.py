@@ -13,8 +13,9 @@ import pygit2
 
 from gitexp.errors import InvalidNameError, UnknownRunError
 from gitexp.ids import printable
-from gitexp.listing import Run, resolve_run_spec
+from gitexp.listing import Run
 from gitexp.repository import DEFAULT_MAX_FILE_SIZE, config_size, require_worktree
+from gitexp.runspec import resolve_run_spec
 from gitexp.snapshot import snapshot_tree
 
 SideKind = Literal["run", "revision", "worktree"]

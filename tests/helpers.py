@@ -155,3 +155,20 @@ def finished_record(name: str, run_id: str, started_at: str, **fields: Any) -> d
         started_at=started_at,
         **fields,
     )
+
+
+def started(hour: int) -> str:
+    """A start time on 2026-11-20 at `hour` o'clock (UTC)."""
+    return f"2026-11-20T{hour:02d}:00:00.000+00:00"
+
+
+def make_three_runs(repo_dir: Path) -> pygit2.Repository:
+    """train/...001.k3f9 (oldest), eval/...001.ab12, train/...002.zz99 (newest)."""
+    repo = pygit2.Repository(str(repo_dir))
+    for name, run_id, hour in (
+        ("train", "20261120.001.k3f9", 9),
+        ("train", "20261120.002.zz99", 11),
+        ("eval", "20261120.001.ab12", 10),
+    ):
+        make_run(repo, name, run_id, finished_record(name, run_id, started(hour)))
+    return repo

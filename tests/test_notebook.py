@@ -16,10 +16,10 @@ from helpers_diff import snapshot_run
 from helpers_e2e import user_env
 
 import gitexp
-from gitexp.commands.plot import NoMetricsError, UnknownMetricError
 from gitexp.errors import UnknownRunError
 from gitexp.extras import MissingExtraError
 from gitexp.notebook import Run, Runs, series_rows
+from gitexp.plotting import NoMetricsError, UnknownMetricError
 
 HOSTILE = "<img src=x onerror=alert(1)> & \x1b[31m"
 

@@ -76,7 +76,7 @@ def compare(
     if as_json:
         echo_json(table.as_json())
         return
-    from gitexp.tables import TableFormat, render_table
+    from gitexp.cli.tables import TableFormat, render_table
 
     fmt: TableFormat = "csv" if as_csv else "md" if as_md else "text"
     cells = [

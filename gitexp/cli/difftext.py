@@ -7,8 +7,8 @@ from typing import Any
 import click
 import orjson
 
+from gitexp.cli.tables import render_table
 from gitexp.commands.diff import RunDiff, metric_changed
-from gitexp.tables import render_table
 
 MARKS = {"changed": ("~", "yellow"), "added": ("+", "green"), "removed": ("-", "red")}
 

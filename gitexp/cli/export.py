@@ -48,7 +48,7 @@ def export(
       git exp export --where 'metrics.val_acc.max > 0.9' -o best.tar.gz
       git exp export --all -o - | ssh laptop 'cat > runs.tar.gz'
     """
-    from gitexp.commands.export import export_runs, export_to_file, select_runs
+    from gitexp.commands.export import export_runs, export_to_file, runs_to_export
     from gitexp.display import format_size
 
     if output == "-" and as_json:
@@ -56,7 +56,7 @@ def export(
     if output == "-" and sys.stdout.isatty():
         raise GitExpError("refusing to write a binary archive to a terminal: use -o FILE")
     repo = open_repo()
-    runs = select_runs(repo, run_specs, all_runs, where)
+    runs = runs_to_export(repo, run_specs, all_runs, where)
     if output == "-":
         report = export_runs(repo, runs, sys.stdout.buffer, "<stdout>")
         sys.stdout.buffer.flush()

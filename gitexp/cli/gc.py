@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+
+if TYPE_CHECKING:
+    from gitexp.commands.gc import GcSkip
 
 
 @click.command(context_settings=CONTEXT)
@@ -46,7 +50,11 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
         env_logdir=os.environ.get("GITEXP_LOGDIR"),
     )
     if as_json:
-        echo_json(report.as_json())
+        answer = report.as_json()
+        answer["skipped"] = [
+            {"id": skip.id, "reason": skip_reason(skip)} for skip in report.skipped
+        ]
+        echo_json(answer)
     else:
         verb = "would remove" if dry_run else "removed"
         for run in report.removed:
@@ -61,8 +69,17 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
             click.echo(f"removed {count}, freed {freed}")
     if not as_json:
         for skip in report.skipped:
-            click.echo(safe(f"skipped {skip.id}: {skip.reason}"), err=True)
+            click.echo(safe(f"skipped {skip.id}: {skip_reason(skip)}"), err=True)
     for problem in report.problems:
         click.echo(safe(f"warning: {problem}"), err=True)
     if report.problems:
         click.get_current_context().exit(1)
+
+
+def skip_reason(skip: GcSkip) -> str:
+    """Why gc kept a run marked deleted, as printed."""
+    from gitexp.display import format_duration
+
+    if skip.marked_ago_s is None:
+        return skip.reason
+    return f"marked deleted {format_duration(skip.marked_ago_s)} ago, {skip.reason}"

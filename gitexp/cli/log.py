@@ -75,8 +75,9 @@ def log(
       git exp log --since 2d --md
       git exp log --json | jq '.[0].metrics'
     """
-    from gitexp.commands.log import log_runs, plain_log
+    from gitexp.commands.log import plain_log
     from gitexp.query import parse_since
+    from gitexp.selection import select_runs
 
     # 100,000 runs in memory: every few hundred objects made while printing, a cyclic
     # collection would rescan them all (seconds in total), and nothing here makes a cycle.
@@ -89,12 +90,12 @@ def log(
             entries = plain_log(repo, max_count, include_deleted=include_deleted, reverse=reverse)
             _print_lines(entries)
             return
-        runs = log_runs(
+        runs = select_runs(
             repo,
-            names,
-            statuses,
-            tags,
-            max_count,
+            names=names,
+            statuses=statuses,
+            tags=tags,
+            limit=max_count,
             where=where,
             since=parse_since(since, _now()) if since else None,
             include_deleted=include_deleted,
@@ -116,7 +117,7 @@ def _print_runs(repo: Any, runs: list[Any], fmt: str | None) -> None:
         pygit2.option(pygit2.enums.Option.ENABLE_STRICT_HASH_VERIFICATION, False)
         echo_json_array([run.json_bytes(repo) for run in runs])
     elif fmt == "csv" or fmt == "md":
-        from gitexp.tables import render_table
+        from gitexp.cli.tables import render_table
 
         rows = [_table_row(run) for run in runs]
         click.echo(render_table(TABLE_COLUMNS, rows, "csv" if fmt == "csv" else "md"))

@@ -28,9 +28,9 @@ def note(run_spec: str, message: str | None, append: bool, clear: bool, as_json:
       git exp note train/20261127.001.k3f9
       git exp note @~2 --clear
     """
+    from gitexp.cli.showtext import annotation_text
     from gitexp.commands.note import set_message
-    from gitexp.listing import find_run
-    from gitexp.showtext import annotation_text
+    from gitexp.runspec import find_run
 
     repo = open_repo()
     if message is None and not clear:

@@ -28,7 +28,7 @@ def show(run_spec: str, as_json: bool) -> None:
     if as_json:
         echo_json(run.as_json())
         return
-    from gitexp.showtext import render_run
+    from gitexp.cli.showtext import render_run
 
     for number, line in enumerate(render_run(run)):
         # Only the first line (the run's id) is coloured; a record's own escapes never pass.

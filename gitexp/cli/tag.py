@@ -29,7 +29,7 @@ def tag(run_spec: str, tags: tuple[str, ...], delete: bool, as_json: bool) -> No
       git exp tag train/20261127.001.k3f9
     """
     from gitexp.commands.tag import change_tags
-    from gitexp.listing import find_run
+    from gitexp.runspec import find_run
 
     repo = open_repo()
     if not tags:

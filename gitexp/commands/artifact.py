@@ -19,7 +19,8 @@ import pygit2
 from gitexp import rundir
 from gitexp.child import is_artifact_name
 from gitexp.errors import GitExpError
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.listing import Run
+from gitexp.runspec import find_run
 
 HASH_CHUNK = 1024 * 1024
 # What an artifact's file looks like now, compared with its entry.
@@ -68,7 +69,7 @@ def list_artifacts(
     repo: pygit2.Repository, spec: str, verify: bool = False
 ) -> tuple[Run, list[Artifact]]:
     """The run `spec` names and its artifacts, each checked (and re-hashed with `verify`)."""
-    run = resolve_run_spec(list_runs(repo), spec)
+    run = find_run(repo, spec)
     record = run.record or {}
     run_dir = record.get("run_dir")
     usable = isinstance(run_dir, str) and bool(run_dir) and "\0" not in run_dir

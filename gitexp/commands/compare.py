@@ -9,8 +9,8 @@ from typing import Any, Literal
 import orjson
 import pygit2
 
-from gitexp.listing import Run, list_runs, resolve_run_spec
-from gitexp.query import compile_where
+from gitexp.listing import Run
+from gitexp.selection import select_runs
 
 MetricStat = Literal["last", "min", "max"]
 METRIC_STATS: tuple[MetricStat, ...] = ("last", "min", "max")
@@ -49,57 +49,20 @@ def compare_runs(
     columns whose values differ between the rows are kept unless `all_columns` (or there is
     a single row).
     """
-    runs = select_runs(repo, specs, where, tags, names, include_deleted, max_count)
+    runs = select_runs(
+        repo,
+        specs,
+        names=names,
+        tags=tags,
+        where=where,
+        include_deleted=include_deleted,
+        limit=max_count,
+    )
     rows = [_row(run, metric_stat) for run in runs]
     columns = _columns(rows)
     if not all_columns and len(rows) > 1:
         columns = [c for c in columns if c in FIXED_COLUMNS or _differs(rows, c)]
     return Comparison(columns=columns, rows=rows, runs=runs)
-
-
-def select_runs(
-    repo: pygit2.Repository,
-    specs: Sequence[str],
-    where: str | None,
-    tags: Sequence[str],
-    names: Sequence[str],
-    include_deleted: bool,
-    max_count: int | None,
-) -> list[Run]:
-    """The runs a comparison shows, in display order."""
-    predicate = compile_where(where) if where else None
-    every = list_runs(repo)
-    if specs:
-        chosen = _unique([resolve_run_spec(every, spec) for spec in specs])
-    else:
-        chosen = [run for run in every if include_deleted or not _deleted(run)]
-    selected = [
-        run
-        for run in chosen
-        if (not names or run.name in names)
-        and (not tags or set(tags) & set(_tags(run)))
-        and (predicate is None or predicate(run.as_json()))
-    ]
-    return selected if max_count is None else selected[:max_count]
-
-
-def _unique(runs: list[Run]) -> list[Run]:
-    seen: set[str] = set()
-    unique = []
-    for run in runs:
-        if run.ref not in seen:
-            seen.add(run.ref)
-            unique.append(run)
-    return unique
-
-
-def _deleted(run: Run) -> bool:
-    return bool((run.record or {}).get("deleted"))
-
-
-def _tags(run: Run) -> list[str]:
-    tags = (run.record or {}).get("tags")
-    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
 
 
 def _row(run: Run, metric_stat: MetricStat) -> dict[str, Any]:

@@ -2,12 +2,8 @@
 
 No `git bundle` (gitexp does not run git for local work): the archive holds every object
 reachable from the runs' snapshot commits, each as `objects/<id>` whose content is the object
-exactly as git hashes it (`<type> <size>\\0<data>`), so the receiver checks each one against
-its name. Layout (docs/format.md):
-
-    manifest.json                 format, version, and per run: id, ref, commit, record
-    objects/<sha1>                one per object
-    rundirs/<name>/<id>/...       the run directory's regular files
+exactly as git hashes it, so the receiver checks each one against its name. The layout is
+gitexp.archive's (docs/format.md).
 """
 
 from __future__ import annotations
@@ -21,26 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 import pygit2
 
-from gitexp.commands.log import log_runs
+from gitexp.archive import MANIFEST, OBJECT_TYPES, OBJECTS_DIR, RUNDIRS_DIR, manifest_json
 from gitexp.errors import GitExpError
-from gitexp.listing import Run, list_runs, resolve_run_spec
-from gitexp.record import now_iso
+from gitexp.listing import Run
+from gitexp.selection import select_runs, unique_runs
 
-ARCHIVE_FORMAT = "gitexp-export"
-ARCHIVE_VERSION = 1
-MANIFEST = "manifest.json"
-OBJECTS_DIR = "objects"
-RUNDIRS_DIR = "rundirs"
 COMPRESS_LEVEL = 6  # gzip's 9 costs about twice the time for a few percent
-OBJECT_TYPES = {
-    pygit2.enums.ObjectType.COMMIT: b"commit",
-    pygit2.enums.ObjectType.TREE: b"tree",
-    pygit2.enums.ObjectType.BLOB: b"blob",
-    pygit2.enums.ObjectType.TAG: b"tag",
-}
 
 
 class ExportError(GitExpError):
@@ -93,7 +77,7 @@ class ExportReport:
         }
 
 
-def select_runs(
+def runs_to_export(
     repo: pygit2.Repository,
     specs: Sequence[str],
     all_runs: bool = False,
@@ -105,17 +89,12 @@ def select_runs(
     """
     if not specs and not all_runs and where is None:
         raise ExportError("name the runs to export (RUN...), or use --all or --where")
-    runs = list_runs(repo)
-    chosen: dict[str, Run] = {}
-    for spec in specs:
-        run = resolve_run_spec(runs, spec)
-        chosen.setdefault(run.ref, run)
+    chosen = select_runs(repo, specs) if specs else []
     if where is not None or all_runs:
-        for run in log_runs(repo, where=where, include_deleted=all_runs):
-            chosen.setdefault(run.ref, run)
+        chosen += select_runs(repo, where=where, include_deleted=all_runs)
     if not chosen:
         raise ExportError("no run matches: nothing to export")
-    return sorted(chosen.values(), key=lambda run: (run.started, run.run_id))
+    return sorted(unique_runs(chosen), key=lambda run: (run.started, run.run_id))
 
 
 def export_to_file(
@@ -156,7 +135,19 @@ def export_runs(
         exported, files = _plan_run(run, report.warnings)
         report.runs.append(exported)
         packed.append((exported, files))
-    manifest = _manifest(runs, report)
+    manifest = manifest_json(
+        [
+            {
+                "id": run.id,
+                "ref": run.ref,
+                "commit": run.commit,
+                "record": run.record,
+                "run_dir": exported.run_dir,
+            }
+            for run, exported in zip(runs, report.runs, strict=True)
+        ],
+        report.objects,
+    )
     with tarfile.open(fileobj=output, mode="w:gz", compresslevel=COMPRESS_LEVEL) as archive:
         _add_bytes(archive, MANIFEST, manifest)
         for oid in objects:
@@ -262,30 +253,6 @@ def _run_dir_files(directory: Path, run_id: str, warnings: list[str]) -> Iterato
             elif not stat.S_ISDIR(info.st_mode):
                 kind = "symlink" if stat.S_ISLNK(info.st_mode) else "special file"
                 warnings.append(f"{run_id}: {relative} is a {kind}: left out")
-
-
-def _manifest(runs: Sequence[Run], report: ExportReport) -> bytes:
-    from gitexp import __version__
-
-    entries = [
-        {
-            "id": run.id,
-            "ref": run.ref,
-            "commit": run.commit,
-            "record": run.record,
-            "run_dir": exported.run_dir,
-        }
-        for run, exported in zip(runs, report.runs, strict=True)
-    ]
-    manifest = {
-        "format": ARCHIVE_FORMAT,
-        "version": ARCHIVE_VERSION,
-        "created_at": now_iso(),
-        "gitexp": __version__,
-        "objects": report.objects,
-        "runs": entries,
-    }
-    return orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:

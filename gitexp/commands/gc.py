@@ -25,7 +25,6 @@ from typing import Any
 import pygit2
 
 from gitexp import rundir, store
-from gitexp.display import format_duration
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
@@ -68,6 +67,8 @@ class GcSkip:
 
     id: str
     reason: str
+    # Seconds since the run was marked, when it is kept for being marked too recently.
+    marked_ago_s: float | None = None
 
 
 @dataclass
@@ -126,9 +127,9 @@ def collect_garbage(
     for run in list_runs(repo):
         if not run.deleted:  # the summary: no record is read for the runs that stay
             continue
-        reason = _reason_to_keep(run, older_than, now)
-        if reason is not None:
-            report.skipped.append(GcSkip(run.id, reason))
+        skip = _reason_to_keep(run, older_than, now)
+        if skip is not None:
+            report.skipped.append(skip)
             continue
         report.removed.append(_plan(run, root))
     if dry_run or not report.removed:
@@ -139,18 +140,19 @@ def collect_garbage(
     return report
 
 
-def _reason_to_keep(run: Run, older_than: float, now: float) -> str | None:
+def _reason_to_keep(run: Run, older_than: float, now: float) -> GcSkip | None:
     """Why a run marked deleted stays, or None when it goes."""
     deleted = (run.record or {}).get("deleted")
     if run.status == "running":
-        return "still running; gc removes it once it has finished"
+        return GcSkip(run.id, "still running; gc removes it once it has finished")
     if older_than <= 0:
         return None
     marked = _timestamp(deleted)
     if marked is None:
-        return f"its deletion time {deleted!r} cannot be read (--older-than 0 removes it)"
+        reason = f"its deletion time {deleted!r} cannot be read (--older-than 0 removes it)"
+        return GcSkip(run.id, reason)
     if now - marked < older_than:
-        return f"marked deleted {format_duration(now - marked)} ago, not older than the limit"
+        return GcSkip(run.id, "not older than the limit", now - marked)
     return None
 
 

@@ -33,43 +33,26 @@ import orjson
 import pygit2
 
 from gitexp import rundir, store
-from gitexp.commands.export import (
-    ARCHIVE_FORMAT,
-    ARCHIVE_VERSION,
+from gitexp.archive import (
+    HEX_ID,
     MANIFEST,
-    OBJECT_TYPES,
     OBJECTS_DIR,
     RUNDIRS_DIR,
+    TYPE_BY_NAME,
+    ArchivedRun,
+    ArchiveError,
+    object_references,
+    read_manifest,
+    refused,
 )
 from gitexp.errors import GitExpError
-from gitexp.ids import parse_run_ref, printable
+from gitexp.ids import printable
 from gitexp.record import dump_record, load_record
 from gitexp.repository import identity
 from gitexp.sync import merge_records
 
-HEX_ID = re.compile(r"[0-9a-f]{40}\Z")
-TYPE_BY_NAME = {name: object_type for object_type, name in OBJECT_TYPES.items()}
 NOTES_MESSAGE = "Notes added by 'git exp import'\n"
 COPY_CHUNK = 1024 * 1024
-
-
-class ArchiveError(GitExpError):
-    """An archive that is not a valid gitexp export: damaged, tampered with, or hostile."""
-
-
-@dataclass
-class ArchivedRun:
-    """One run as the archive's manifest describes it."""
-
-    name: str
-    run_id: str
-    ref: str
-    commit: str
-    record: dict[str, Any] | None
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}/{self.run_id}"
 
 
 @dataclass
@@ -151,11 +134,11 @@ def read_archive(path: Path, root: Path) -> ArchiveContents:
                 owner = value.split("\0")[0]
                 run_dir_owners.add(owner)
                 contents.run_dir_bytes[owner] = contents.run_dir_bytes.get(owner, 0) + member.size
-    contents.runs = _manifest_runs(manifest, path)
+    contents.runs = read_manifest(manifest, path)
     known = {run.id for run in contents.runs}
     strangers = sorted(run_dir_owners - known)
     if strangers:
-        raise _refused(
+        raise refused(
             path, f"it holds a run directory of {strangers[0]}, a run not in its manifest"
         )
     return contents
@@ -165,28 +148,16 @@ def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveCon
     """Every object the archive's objects point to must be here (as git checks on fetch)."""
     for run in contents.runs:
         if not isinstance(repo.get(run.commit), pygit2.Commit):
-            raise _refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
+            raise refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
     for hex_id, object_type in contents.objects.items():
         if object_type == b"blob":
             continue
         obj = repo[hex_id]
-        for needed in _references(obj):
+        for needed in object_references(obj):
             if needed not in repo.odb:
-                raise _refused(
+                raise refused(
                     path, f"object {needed} (needed by {hex_id}) is neither in it nor here"
                 )
-
-
-def _references(obj: pygit2.Object) -> Iterator[pygit2.Oid]:
-    if isinstance(obj, pygit2.Commit):
-        yield obj.tree_id
-        yield from obj.parent_ids
-    elif isinstance(obj, pygit2.Tree):
-        for entry in obj:
-            if entry.filemode != pygit2.enums.FileMode.COMMIT:  # submodules live elsewhere
-                yield entry.id
-    elif isinstance(obj, pygit2.Tag):
-        yield obj.target
 
 
 @contextlib.contextmanager
@@ -211,7 +182,7 @@ def _members(
     for member in archive:
         kind, value = _check_member(member, path, root)
         if member.name in seen:
-            raise _refused(path, f"member '{printable(member.name)}' appears twice")
+            raise refused(path, f"member '{printable(member.name)}' appears twice")
         seen.add(member.name)
         yield member, kind, value
 
@@ -221,24 +192,24 @@ def _check_member(member: tarfile.TarInfo, path: Path, root: Path) -> tuple[str,
     name = member.name
     shown = f"member '{printable(name[:200])}'"
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        raise _refused(path, f"{shown} is an absolute path")
+        raise refused(path, f"{shown} is an absolute path")
     parts = name.split("/")
     if ".." in parts:
-        raise _refused(path, f"{shown} leaves the directory it is unpacked in ('..')")
+        raise refused(path, f"{shown} leaves the directory it is unpacked in ('..')")
     if "\0" in name or any(part in ("", ".") for part in parts):
-        raise _refused(path, f"{shown} has an unusual path")
+        raise refused(path, f"{shown} has an unusual path")
     if member.issym() or member.islnk():
-        raise _refused(path, f"{shown} is a link (to '{printable(member.linkname[:200])}')")
+        raise refused(path, f"{shown} is a link (to '{printable(member.linkname[:200])}')")
     if not (member.isfile() or member.isdir()):
-        raise _refused(path, f"{shown} is a device, fifo or other special file")
+        raise refused(path, f"{shown} is a device, fifo or other special file")
     if hasattr(tarfile, "data_filter"):
         try:
             tarfile.data_filter(member, str(root))
         except tarfile.FilterError as exc:
-            raise _refused(path, f"{shown}: {exc}") from None
+            raise refused(path, f"{shown}: {exc}") from None
     kind, value = _member_kind(parts, member.isdir())
     if not kind:
-        raise _refused(path, f"{shown} is not part of a gitexp export")
+        raise refused(path, f"{shown} is not part of a gitexp export")
     return kind, value
 
 
@@ -263,7 +234,7 @@ def _read_json(archive: tarfile.TarFile, member: tarfile.TarInfo, path: Path) ->
     try:
         return orjson.loads(_read_member(archive, member))
     except orjson.JSONDecodeError as exc:
-        raise _refused(path, f"its {MANIFEST} is not valid JSON ({exc})") from None
+        raise refused(path, f"its {MANIFEST} is not valid JSON ({exc})") from None
 
 
 def _read_object(
@@ -272,13 +243,13 @@ def _read_object(
     """(type name, content) of an object member whose content hashes to `hex_id`."""
     data = _read_member(archive, member)
     if hashlib.sha1(data).hexdigest() != hex_id:
-        raise _refused(
+        raise refused(
             path, f"object {hex_id} does not match its hash (the archive is damaged or was altered)"
         )
     header, _, body = data.partition(b"\0")
     object_type, _, size = header.partition(b" ")
     if object_type not in TYPE_BY_NAME or not size.isdigit() or int(size) != len(body):
-        raise _refused(path, f"object {hex_id} is not a git object")
+        raise refused(path, f"object {hex_id} is not a git object")
     return object_type, body
 
 
@@ -286,42 +257,6 @@ def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     handle = archive.extractfile(member)
     assert handle is not None  # a regular file (checked)
     return handle.read()
-
-
-def _manifest_runs(manifest: Any, path: Path) -> list[ArchivedRun]:
-    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
-        raise _refused(path, f"it is not a gitexp export (no valid {MANIFEST})")
-    version = manifest.get("version")
-    if not isinstance(version, int) or version > ARCHIVE_VERSION:
-        raise _refused(path, f"its format version {version!r} is newer than this gitexp reads")
-    entries = manifest.get("runs")
-    if not isinstance(entries, list):
-        raise _refused(path, f"its {MANIFEST} has no list of runs")
-    runs: dict[str, ArchivedRun] = {}
-    for entry in entries:
-        run = _manifest_run(entry, path)
-        if run.ref in runs:
-            raise _refused(path, f"its {MANIFEST} lists {run.id} twice")
-        runs[run.ref] = run
-    return list(runs.values())
-
-
-def _manifest_run(entry: Any, path: Path) -> ArchivedRun:
-    if not isinstance(entry, dict):
-        raise _refused(path, f"its {MANIFEST} has a run that is not an object")
-    ref, commit, record = entry.get("ref"), entry.get("commit"), entry.get("record")
-    parsed = parse_run_ref(ref) if isinstance(ref, str) else None
-    if parsed is None or not isinstance(ref, str) or entry.get("id") != "/".join(parsed):
-        raise _refused(path, f"its {MANIFEST} has a run with an invalid ref or id")
-    if not isinstance(commit, str) or not HEX_ID.match(commit):
-        raise _refused(path, f"its {MANIFEST} gives {ref} an invalid commit")
-    if record is not None and not isinstance(record, dict):
-        raise _refused(path, f"the record of {ref} in its {MANIFEST} is not an object")
-    if record is not None and (
-        record.get("commit") not in (None, commit) or record.get("ref") not in (None, ref)
-    ):
-        raise _refused(path, f"the record of {ref} in its {MANIFEST} is of another run")
-    return ArchivedRun(parsed[0], parsed[1], ref, commit, record)
 
 
 def _classify(
@@ -351,7 +286,7 @@ def _write_objects(
                 object_type, body = _read_object(archive, member, value, path)
                 written = repo.odb.write(TYPE_BY_NAME[object_type], body)
                 if str(written) != value:
-                    raise _refused(path, f"object {value} changed while it was imported")
+                    raise refused(path, f"object {value} changed while it was imported")
             elif kind == "file":
                 run_id, _, relative = value.partition("\0")
                 if run_id in new_runs:
@@ -453,7 +388,3 @@ def _record_changes(
             changes[run.commit] = dump_record(merged)
             updated.append(run.id)
     return changes, updated
-
-
-def _refused(path: Path, reason: str) -> ArchiveError:
-    return ArchiveError(f"refusing {path.name}: {reason}")

@@ -12,9 +12,9 @@ from typing import Any
 import pygit2
 
 from gitexp.errors import GitExpError
-from gitexp.listing import find_run
 from gitexp.record import list_field, now_iso, update_record
 from gitexp.repository import identity
+from gitexp.runspec import find_run
 
 MAX_MESSAGE_LENGTH = 64 * 1024
 

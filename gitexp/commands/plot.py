@@ -8,21 +8,10 @@ from typing import Any
 
 import pygit2
 
-from gitexp.errors import GitExpError
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.plotting import NoMetricsError, chosen_metrics, short_labels
 from gitexp.rundir import logdir_root
+from gitexp.selection import select_runs
 from gitexp.series import Series, find_run_dir, metric_series
-
-# More subplots than this by default is a wall of tiny charts; --metric picks others.
-MAX_DEFAULT_METRICS = 6
-
-
-class NoMetricsError(GitExpError):
-    """None of the runs to plot has logged a metric."""
-
-
-class UnknownMetricError(GitExpError):
-    """A metric asked for was logged by none of the runs."""
 
 
 @dataclass
@@ -81,8 +70,7 @@ def plot_data(
     are left out and listed in `without_metrics`, or in `not_here` when their run directory
     is not on this machine; if no run has one, that is an error.
     """
-    every = list_runs(repo)
-    runs = _unique([resolve_run_spec(every, spec) for spec in specs])
+    runs = select_runs(repo, specs)
     root = logdir_root(repo, env_logdir)
     run_dirs = [find_run_dir(root, run.name, run.run_id, run.record) for run in runs]
     plotted = [
@@ -94,16 +82,7 @@ def plot_data(
     without = [run.id for run in plotted if not run.series and run.id not in not_here]
     if not with_metrics:
         raise NoMetricsError(_no_metrics_message(without, not_here))
-    available = list(dict.fromkeys(name for run in with_metrics for name in run.series))
-    if metrics:
-        chosen = list(dict.fromkeys(metrics))
-        unknown = [name for name in chosen if name not in available]
-        if unknown:
-            raise UnknownMetricError(
-                f"unknown metric '{unknown[0]}': the runs logged {', '.join(available)}"
-            )
-    else:
-        chosen = default_metrics([run.series for run in with_metrics], available)
+    chosen, available = chosen_metrics([run.series for run in with_metrics], metrics)
     for run in with_metrics:
         run.series = {name: run.series[name] for name in chosen if name in run.series}
     return PlotData(chosen, with_metrics, available, without, not_here)
@@ -122,25 +101,3 @@ def _no_metrics_message(without: list[str], not_here: list[str]) -> str:
             "where a run ran: `git exp export` there and `git exp import` here bring them)"
         )
     return "no metrics to plot: " + "; ".join(reasons)
-
-
-def default_metrics(series: Sequence[Series], available: list[str]) -> list[str]:
-    """The metrics every one of `series` has (else all of them), at most MAX_DEFAULT_METRICS."""
-    shared = [name for name in available if all(name in one for one in series)]
-    return (shared or available)[:MAX_DEFAULT_METRICS]
-
-
-def short_labels(runs: Sequence[Run]) -> list[str]:
-    """A legend label per run: `<name>/<random part>` when that is unique among `runs`, else
-    the full `<name>/<id>`. Either is a run spec the other commands accept."""
-    short = [f"{run.name}/{run.run_id.rsplit('.', 1)[-1]}" for run in runs]
-    return [
-        label if short.count(label) == 1 else run.id for run, label in zip(runs, short, strict=True)
-    ]
-
-
-def _unique(runs: list[Run]) -> list[Run]:
-    by_ref: dict[str, Run] = {}
-    for run in runs:
-        by_ref.setdefault(run.ref, run)
-    return list(by_ref.values())

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitexp import store
-from gitexp.commands.push import default_remote
 from gitexp.gitcmd import remote_refs, run_git
 from gitexp.ids import REF_PREFIX, parse_run_ref
 from gitexp.listing import deleted_records
-from gitexp.repository import identity
+from gitexp.repository import default_remote, identity
 from gitexp.store import tracking_notes_ref
 from gitexp.sync import NotesMerge, merge_notes
 

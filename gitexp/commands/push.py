@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import pygit2
 
 from gitexp import store
-from gitexp.errors import GitExpError
 from gitexp.gitcmd import GitCommandError, GitResult, git_failure, remote_refs, run_git
-from gitexp.ids import REF_PREFIX, printable
-from gitexp.listing import list_runs, resolve_run_spec
+from gitexp.ids import REF_PREFIX
+from gitexp.repository import default_remote
+from gitexp.selection import select_runs
 
 NOTES_REJECTED = (
     "the remote has run records this clone does not have yet (nothing was pushed): "
@@ -43,8 +43,7 @@ def push_runs(
     ours = dict(store.list_run_refs(repo))
     chosen: list[str] | None = None
     if specs:
-        runs = list_runs(repo)
-        chosen = sorted({resolve_run_spec(runs, spec).ref for spec in specs})
+        chosen = sorted(run.ref for run in select_runs(repo, specs))
     theirs = remote_refs(repo, remote, [f"{REF_PREFIX}*"], environ)
     conflicts = sorted(
         ref
@@ -102,20 +101,6 @@ def _notes_first(
     )
 
 
-def default_remote(repo: pygit2.Repository, remote: str | None) -> str:
-    """`remote`, else `exp.remote`, else the current branch's remote, else `origin`."""
-    candidates = [remote, _config(repo, "exp.remote")]
-    if not repo.head_is_detached and not repo.head_is_unborn:
-        candidates.append(_config(repo, f"branch.{repo.head.shorthand}.remote"))
-    candidates.append("origin")
-    chosen = next(name for name in candidates if name)
-    if chosen not in set(repo.remotes.names()):
-        raise GitExpError(
-            f"no such remote '{printable(chosen, limit=100)}' (git remote -v lists them)"
-        )
-    return chosen
-
-
 def _read_push_report(
     stdout: str, stderr: str, remote: str, has_notes: bool, code: int
 ) -> PushResult:
@@ -148,10 +133,3 @@ def _read_push_report(
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
         raise GitCommandError(f"git push failed: {lines[-1] if lines else 'exit status 1'}")
     return result
-
-
-def _config(repo: pygit2.Repository, key: str) -> str | None:
-    try:
-        return repo.config[key]
-    except KeyError:
-        return None

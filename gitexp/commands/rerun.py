@@ -22,16 +22,13 @@ import pygit2
 from pygit2.enums import FileStatus
 
 from gitexp import ids, rundir
-from gitexp.commands.checkout import (
-    SavedState,
-    snapshot_commit,
-    switch_working_tree,
-)
-from gitexp.commands.run import RunRequest, RunResult, run_experiment
 from gitexp.errors import GitExpError
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.launch import RunRequest, RunResult, run_experiment
+from gitexp.listing import Run
 from gitexp.record import update_record
 from gitexp.repository import identity, require_worktree
+from gitexp.runspec import find_run
+from gitexp.switching import SavedState, snapshot_commit, switch_working_tree
 from gitexp.worktrees import Worktree, add_worktree, remove_worktree, temporary_worktree_path
 
 OUTPUTS_DIR = "outputs"
@@ -87,7 +84,7 @@ def rerun_run(
 ) -> RerunResult:
     """Run the command recorded for `request.spec` again as a new run (see the module)."""
     workdir = require_worktree(repo)
-    original = resolve_run_spec(list_runs(repo), request.spec)
+    original = find_run(repo, request.spec)
     command = recorded_command(original) + list(request.extra_args)
     cwd = recorded_cwd(original)
     commit = snapshot_commit(repo, original)

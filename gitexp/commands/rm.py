@@ -11,9 +11,9 @@ from typing import Any
 
 import pygit2
 
-from gitexp.listing import list_runs, resolve_run_spec
 from gitexp.record import now_iso, update_record
 from gitexp.repository import identity
+from gitexp.selection import select_runs
 
 
 @dataclass
@@ -29,11 +29,9 @@ def mark_deleted(
     repo: pygit2.Repository, specs: Sequence[str], deleted: bool, environ: Mapping[str, str]
 ) -> list[MarkChange]:
     """Set (`deleted`) or clear the mark on every run named; all specs resolve before any write."""
-    runs = list_runs(repo)
-    targets = {run.ref: run for run in (resolve_run_spec(runs, spec) for spec in specs)}
     signature = identity(repo, environ)
     changes = []
-    for run in targets.values():
+    for run in select_runs(repo, specs):
         changed: list[bool] = []
 
         def mutate(record: dict[str, Any], changed: list[bool] = changed) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pygit2
 
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.listing import Run
+from gitexp.runspec import find_run
 
 
 def show_run(repo: pygit2.Repository, spec: str) -> Run:
     """The run `spec` names, with its record."""
-    return resolve_run_spec(list_runs(repo), spec)
+    return find_run(repo, spec)

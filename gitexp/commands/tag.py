@@ -7,10 +7,10 @@ from typing import Any
 
 import pygit2
 
-from gitexp.commands.run import validate_tags
-from gitexp.listing import find_run
+from gitexp.labels import validate_tags
 from gitexp.record import list_field, update_record
 from gitexp.repository import identity
+from gitexp.runspec import find_run
 
 
 def change_tags(

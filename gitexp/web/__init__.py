@@ -1,1 +1,2 @@
-"""`git exp ui`: the local web dashboard (server.py) and its static page (static/)."""
+"""`git exp ui`: the local web dashboard (server.py), the JSON it serves (api.py) and its static
+page (static/)."""

@@ -242,7 +242,7 @@ def _integer(query: Query, name: str, default: int | None) -> int | None:
 
 
 def _get_runs(server: DashboardServer, repo: Any, query: Query) -> Any:
-    from gitexp.commands.ui import DEFAULT_PAGE_SIZE, RunsQuery, runs_page
+    from gitexp.web.api import DEFAULT_PAGE_SIZE, RunsQuery, runs_page
 
     return runs_page(
         repo,
@@ -258,13 +258,13 @@ def _get_runs(server: DashboardServer, repo: Any, query: Query) -> Any:
 
 
 def _get_run(server: DashboardServer, repo: Any, query: Query) -> Any:
-    from gitexp.commands.ui import run_details
+    from gitexp.web.api import run_details
 
     return run_details(repo, _one(query, "id"), server.env_logdir)
 
 
 def _get_output(server: DashboardServer, repo: Any, query: Query) -> Any:
-    from gitexp.commands.ui import DEFAULT_TAIL_BYTES, output_tail
+    from gitexp.web.api import DEFAULT_TAIL_BYTES, output_tail
 
     return output_tail(
         repo,
@@ -276,19 +276,19 @@ def _get_output(server: DashboardServer, repo: Any, query: Query) -> Any:
 
 
 def _get_metrics(server: DashboardServer, repo: Any, query: Query) -> Any:
-    from gitexp.commands.ui import metric_curves
+    from gitexp.web.api import metric_curves
 
     return metric_curves(repo, query.get("id", []), server.env_logdir)
 
 
 def _get_compare(server: DashboardServer, repo: Any, query: Query) -> Any:
-    from gitexp.commands.ui import compare_view
+    from gitexp.web.api import compare_view
 
     return compare_view(repo, query.get("id", []))
 
 
 def _post_tags(server: DashboardServer, repo: Any, body: dict[str, Any]) -> Any:
-    from gitexp.commands.ui import change_run_tags
+    from gitexp.web.api import change_run_tags
 
     return change_run_tags(
         repo, _text(body, "id"), _texts(body, "add"), _texts(body, "remove"), server.environ
@@ -296,7 +296,7 @@ def _post_tags(server: DashboardServer, repo: Any, body: dict[str, Any]) -> Any:
 
 
 def _post_message(server: DashboardServer, repo: Any, body: dict[str, Any]) -> Any:
-    from gitexp.commands.ui import change_run_message
+    from gitexp.web.api import change_run_message
 
     message = body.get("message")
     if message is not None and not isinstance(message, str):

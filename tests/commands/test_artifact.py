@@ -16,6 +16,7 @@ from helpers_lifecycle import fake_run, sha256_of
 
 import gitexp
 from gitexp import child, rundir
+from gitexp.cli.showtext import render_run
 from gitexp.commands.artifact import (
     ArtifactStateError,
     UnknownArtifactError,
@@ -23,7 +24,6 @@ from gitexp.commands.artifact import (
     list_artifacts,
 )
 from gitexp.commands.show import show_run
-from gitexp.showtext import render_run
 
 TRAIN = """
 import os, gitexp

@@ -31,16 +31,16 @@ from helpers_restore import (
     worktree_list,
 )
 
-from gitexp.commands.checkout import (
+from gitexp.commands.checkout import checkout_run
+from gitexp.commands.run import RunResult
+from gitexp.errors import InvalidNameError
+from gitexp.listing import list_runs
+from gitexp.switching import (
     BranchExistsError,
     LocalChangesError,
     UnfinishedOperationError,
     UnsavableChangesError,
-    checkout_run,
 )
-from gitexp.commands.run import RunResult
-from gitexp.errors import InvalidNameError
-from gitexp.listing import list_runs
 from gitexp.worktrees import WorktreePathError
 
 REFUSAL = (

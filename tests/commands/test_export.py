@@ -33,7 +33,7 @@ from helpers_e2e import (
     user_env,
 )
 
-from gitexp.commands.export import ExportError, export_to_file, reachable_objects, select_runs
+from gitexp.commands.export import ExportError, export_to_file, reachable_objects, runs_to_export
 from gitexp.commands.importing import ArchiveError, import_runs, read_archive
 from gitexp.display import format_size
 from gitexp.record import update_record
@@ -237,14 +237,14 @@ def test_selection_all_where_and_nothing(clones: tuple[Path, Path]) -> None:
     ids = sorted(runs_of(a))
     assert git_exp(a, "rm", ids[2]).returncode == 0
 
-    assert [run.id for run in select_runs(repo, [], all_runs=True)] == ids
-    assert [run.id for run in select_runs(repo, [], where="tags == second")] == [ids[1]]
-    assert [run.id for run in select_runs(repo, [], where="status == succeeded")] == ids[:2]
-    assert [run.id for run in select_runs(repo, [ids[2], ids[2][-4:]])] == [ids[2]]
+    assert [run.id for run in runs_to_export(repo, [], all_runs=True)] == ids
+    assert [run.id for run in runs_to_export(repo, [], where="tags == second")] == [ids[1]]
+    assert [run.id for run in runs_to_export(repo, [], where="status == succeeded")] == ids[:2]
+    assert [run.id for run in runs_to_export(repo, [ids[2], ids[2][-4:]])] == [ids[2]]
     with pytest.raises(ExportError, match=r"name the runs to export \(RUN...\), or use --all"):
-        select_runs(repo, [])
+        runs_to_export(repo, [])
     with pytest.raises(ExportError, match="no run matches: nothing to export"):
-        select_runs(repo, [], where="status == failed")
+        runs_to_export(repo, [], where="status == failed")
 
 
 def test_existing_file_is_kept_unless_force(
@@ -311,7 +311,7 @@ def test_missing_run_dirs_and_symlinks_are_left_out_with_a_warning(
 def test_reachable_objects_are_git_rev_list_objects(clones: tuple[Path, Path]) -> None:
     a, _ = clones
     repo = pygit2.Repository(str(a))
-    commits = [run.commit for run in select_runs(repo, [], all_runs=True)]
+    commits = [run.commit for run in runs_to_export(repo, [], all_runs=True)]
     found = {str(oid) for oid in reachable_objects(repo, commits, [])}
     expected = {line.split()[0] for line in git(a, "rev-list", "--objects", *commits).splitlines()}
     assert found == expected
@@ -476,11 +476,11 @@ def test_export_to_file_never_leaves_a_partial_file(
 ) -> None:
     a, _ = clones
     repo = pygit2.Repository(str(a))
-    runs = select_runs(repo, [], all_runs=True)
+    runs = runs_to_export(repo, [], all_runs=True)
     with pytest.raises(ExportError, match="is a directory"):
         export_to_file(repo, runs, tmp_path, force=True)
     update_record(repo, runs[0].commit, lambda r: r.update(run_dir=None), identity(repo, {}))
-    report = export_to_file(repo, select_runs(repo, [], all_runs=True), tmp_path / "x.tar.gz")
+    report = export_to_file(repo, runs_to_export(repo, [], all_runs=True), tmp_path / "x.tar.gz")
     assert report.warnings == [
         f"{runs[0].id} has no run directory in its record: exported without one"
     ]

@@ -136,7 +136,9 @@ def test_older_than(repo: pygit2.Repository, repo_dir: Path) -> None:
 
     assert [run.id for run in report.removed] == ["train/20260101.001.aaaa"]
     reasons = {skip.id: skip.reason for skip in report.skipped}
-    assert reasons["train/20260101.002.bbbb"].startswith("marked deleted 48h00m ago")
+    young = next(skip for skip in report.skipped if skip.id == "train/20260101.002.bbbb")
+    assert young.reason == "not older than the limit"
+    assert young.marked_ago_s is not None and 2 * DAY <= young.marked_ago_s < 2 * DAY + 60
     assert reasons["train/20260101.003.cccc"] == (
         "its deletion time 'sometime' cannot be read (--older-than 0 removes it)"
     )
@@ -278,6 +280,21 @@ def test_cli_summary_json_and_errors(
 
     code, out, err = invoke_main(monkeypatch, "gc")
     assert (code, out) == (0, "removed 0 runs, freed 0 B\n")
+
+
+def test_cli_shows_how_long_ago_a_kept_run_was_marked(
+    repo: pygit2.Repository, repo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_fake(repo, repo_dir, "001.aaaa", deleted=ago(2 * DAY))
+    reason = "marked deleted 48h00m ago, not older than the limit"
+
+    code, out, err = invoke_main(monkeypatch, "gc", "--older-than", "30d")
+    assert (code, out) == (0, "removed 0 runs, freed 0 B\n")
+    assert err == f"skipped train/20260101.001.aaaa: {reason}\n"
+
+    code, out, err = invoke_main(monkeypatch, "gc", "--older-than", "30d", "--json")
+    assert code == 0
+    assert json.loads(out)["skipped"] == [{"id": "train/20260101.001.aaaa", "reason": reason}]
 
 
 def test_end_to_end_rm_then_gc(repo_dir: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import pygit2
 import pytest
 from helpers_e2e import assert_one_error_line, git_exp, run_core
 
-from gitexp.commands.log import log_runs
 from gitexp.commands.rm import mark_deleted
 from gitexp.query import QueryError
+from gitexp.selection import select_runs
 
 PROGRAM = "import gitexp, sys; gitexp.log(step=1, val_acc=float(sys.argv[2])); sys.exit(0)"
 
@@ -33,7 +33,7 @@ def sweep(repo_dir: Path, capfd: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def listed(repo_dir: Path, **options: object) -> list[str]:
-    return [run.id for run in log_runs(pygit2.Repository(str(repo_dir)), **options)]  # type: ignore[arg-type]
+    return [run.id for run in select_runs(pygit2.Repository(str(repo_dir)), **options)]  # type: ignore[arg-type]
 
 
 def test_where_sort_reverse_and_limit(repo_dir: Path, sweep: list[str]) -> None:
@@ -43,7 +43,7 @@ def test_where_sort_reverse_and_limit(repo_dir: Path, sweep: list[str]) -> None:
         middle,
     ]
     assert listed(repo_dir, sort="params.lr") == [newest, middle, oldest]
-    assert listed(repo_dir, sort="metrics.val_acc.max", reverse=True, max_count=2) == [
+    assert listed(repo_dir, sort="metrics.val_acc.max", reverse=True, limit=2) == [
         middle,
         newest,
     ]

@@ -23,9 +23,10 @@ from helpers_e2e import (
     write_program,
 )
 
-from gitexp.commands.plot import NoMetricsError, UnknownMetricError, plot_data, short_labels
+from gitexp.commands.plot import plot_data
 from gitexp.listing import list_runs
 from gitexp.metrics import summarize_metrics
+from gitexp.plotting import NoMetricsError, UnknownMetricError, short_labels
 from gitexp.series import downsample, find_run_dir, metric_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -30,8 +30,9 @@ from helpers_e2e import (
 )
 from helpers_restore import open_repo, prune_has_nothing_to_do, worktree_list
 
-from gitexp.commands.checkout import LocalChangesError, checkout_run
+from gitexp.commands.checkout import checkout_run
 from gitexp.commands.rerun import RerunRequest, rerun_run
+from gitexp.switching import LocalChangesError
 
 # Writes into its working directory (a new file, a changed tracked file, an ignored file in an
 # ignored directory), then exits with the code given as its last argument.

@@ -11,10 +11,10 @@ import pytest
 from conftest import git
 from helpers_e2e import note, run_core, write_program
 
+from gitexp.cli.showtext import render_run
 from gitexp.commands.run import RunResult
 from gitexp.commands.show import show_run
 from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
-from gitexp.showtext import render_run
 
 FAILING = """
 import gitexp

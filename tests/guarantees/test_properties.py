@@ -48,14 +48,15 @@ from hypothesis.stateful import (
 )
 
 from gitexp.commands.checkout import CheckoutResult, checkout_run
-from gitexp.commands.log import log_runs
 from gitexp.commands.note import set_message
 from gitexp.commands.rm import mark_deleted
 from gitexp.commands.run import RunRequest, run_experiment
 from gitexp.commands.tag import change_tags
 from gitexp.errors import AmbiguousRunError, GitExpError, InvalidNameError, UnknownRunError
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.listing import Run, list_runs
 from gitexp.record import valid_unicode
+from gitexp.runspec import resolve_run_spec
+from gitexp.selection import select_runs
 from gitexp.snapshot import snapshot_tree
 
 
@@ -361,7 +362,7 @@ class CommandSequences(RuleBasedStateMachine):
             assert run.tags == expected.tags
             assert run.deleted == expected.deleted
             assert len(run.record.get("annotations") or []) == expected.annotations
-        listed = {run.id for run in log_runs(self.repo())}
+        listed = {run.id for run in select_runs(self.repo())}
         assert listed == {run_id for run_id, m in self.model.items() if not m.deleted}
 
 

@@ -1,4 +1,5 @@
-"""`log_runs`, the core of `git exp log`: filters, order, and crashed runs."""
+"""`select_runs`, the one run selection (log, compare, export, plot, notebook, dashboard):
+filters, order, named runs, and crashed runs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from helpers_e2e import note, repo_state, run_core
 
 from gitexp import store
-from gitexp.commands.log import log_runs
+from gitexp.commands.rm import mark_deleted
 from gitexp.commands.run import RunResult
 from gitexp.record import dump_record
+from gitexp.selection import select_runs
 
 LOG_METRIC = "import gitexp, sys; gitexp.log(step=1, loss=0.5); sys.exit({code})"
 
@@ -42,7 +44,7 @@ def ids(runs: list[object]) -> list[str]:
 
 
 def test_newest_first(repo_dir: Path, four_runs: list[RunResult]) -> None:
-    listed = log_runs(pygit2.Repository(str(repo_dir)))
+    listed = select_runs(pygit2.Repository(str(repo_dir)))
     assert ids(listed) == [run.run_id for run in reversed(four_runs)]
     assert [run.status for run in listed] == ["succeeded", "failed", "failed", "succeeded"]
     assert [run.run_id.split(".")[1] for run in listed] == ["003", "002", "001", "001"]
@@ -51,18 +53,34 @@ def test_newest_first(repo_dir: Path, four_runs: list[RunResult]) -> None:
 def test_filters_combine(repo_dir: Path, four_runs: list[RunResult]) -> None:
     repo = pygit2.Repository(str(repo_dir))
     first, failed_eval, failed_train, last = (run.run_id for run in four_runs)
-    assert ids(log_runs(repo, names=["eval"])) == [failed_eval]
-    assert ids(log_runs(repo, names=["train", "eval"], max_count=2)) == [last, failed_train]
-    assert ids(log_runs(repo, statuses=["failed"])) == [failed_train, failed_eval]
-    assert ids(log_runs(repo, tags=["lr"])) == [last, failed_train]
-    assert ids(log_runs(repo, tags=["baseline", "ablation"])) == [failed_train, first]
-    assert ids(log_runs(repo, names=["train"], statuses=["succeeded"], tags=["lr"])) == [last]
-    assert ids(log_runs(repo, max_count=0)) == []
-    assert ids(log_runs(repo, names=["nothing"])) == []
+    assert ids(select_runs(repo, names=["eval"])) == [failed_eval]
+    assert ids(select_runs(repo, names=["train", "eval"], limit=2)) == [last, failed_train]
+    assert ids(select_runs(repo, statuses=["failed"])) == [failed_train, failed_eval]
+    assert ids(select_runs(repo, tags=["lr"])) == [last, failed_train]
+    assert ids(select_runs(repo, tags=["baseline", "ablation"])) == [failed_train, first]
+    assert ids(select_runs(repo, names=["train"], statuses=["succeeded"], tags=["lr"])) == [last]
+    assert ids(select_runs(repo, limit=0)) == []
+    assert ids(select_runs(repo, names=["nothing"])) == []
+
+
+def test_named_runs_come_as_named_once_each_deleted_too(
+    repo_dir: Path, four_runs: list[RunResult]
+) -> None:
+    repo = pygit2.Repository(str(repo_dir))
+    first, failed_eval, failed_train, last = (run.run_id for run in four_runs)
+    mark_deleted(repo, [first], True, {})
+    assert first not in ids(select_runs(repo))
+    assert ids(select_runs(repo, include_deleted=True))[-1] == first
+    assert ids(select_runs(repo, [first, last, first])) == [first, last]
+    assert ids(select_runs(repo, [failed_eval, first, last], names=["train"])) == [first, last]
+    assert ids(select_runs(repo, [failed_train, last], statuses=["failed"], limit=1)) == [
+        failed_train
+    ]
+    assert ids(select_runs(repo, [last, failed_train], sort="status")) == [failed_train, last]
 
 
 def test_json_form_has_ref_and_commit(repo_dir: Path, four_runs: list[RunResult]) -> None:
-    listed = log_runs(pygit2.Repository(str(repo_dir)))
+    listed = select_runs(pygit2.Repository(str(repo_dir)))
     by_id = {run.run_id: run for run in four_runs}
     for run in listed:
         data = run.as_json()
@@ -84,7 +102,7 @@ def test_a_running_record_whose_supervisor_is_gone_is_crashed(
     store.update_note(repo, target.commit, lambda _old: dump_record(record), signature)
     before = repo_state(repo_dir)
 
-    crashed = log_runs(repo, statuses=["crashed"])
+    crashed = select_runs(repo, statuses=["crashed"])
 
     assert ids(crashed) == [target.run_id]
     assert crashed[0].as_json()["status"] == "crashed"
@@ -93,4 +111,4 @@ def test_a_running_record_whose_supervisor_is_gone_is_crashed(
 
 
 def test_no_runs_no_lines(repo_dir: Path) -> None:
-    assert log_runs(pygit2.Repository(str(repo_dir))) == []
+    assert select_runs(pygit2.Repository(str(repo_dir))) == []

@@ -1,4 +1,4 @@
-"""`git exp ui`: the JSON the dashboard's page asks for, as plain data.
+"""The JSON the dashboard's page asks for (`git exp ui`), as plain data.
 
 Every function takes an open repository and returns what the server sends as JSON; edits go
 through the same compare-and-swap cores as `git exp tag` and `git exp note`. Nothing is
@@ -17,9 +17,10 @@ from typing import Any
 import pygit2
 
 from gitexp import rundir
-from gitexp.commands.log import log_runs
 from gitexp.errors import GitExpError
-from gitexp.listing import Run, list_runs, resolve_run_spec
+from gitexp.listing import Run, list_runs
+from gitexp.runspec import find_run, resolve_run_spec
+from gitexp.selection import select_runs
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -53,7 +54,7 @@ def runs_page(repo: pygit2.Repository, query: RunsQuery) -> dict[str, Any]:
     """
     if query.page < 0 or not 1 <= query.page_size <= MAX_PAGE_SIZE:
         raise RequestError(f"invalid page: page >= 0 and 1 <= size <= {MAX_PAGE_SIZE}")
-    runs = log_runs(
+    runs = select_runs(
         repo,
         where=query.where or None,
         include_deleted=query.include_deleted,
@@ -100,7 +101,7 @@ def run_details(repo: pygit2.Repository, spec: str, env_logdir: str | None) -> d
     """The run page: the whole record, its artifacts, and what its run directory holds."""
     from gitexp.commands.artifact import list_artifacts
 
-    run = resolve_run_spec(list_runs(repo), spec)
+    run = find_run(repo, spec)
     directory = run_dir(repo, run, env_logdir)
     try:
         artifacts = [artifact.as_json() for artifact in list_artifacts(repo, run.id)[1]]
@@ -130,7 +131,7 @@ def output_tail(
     """
     if not 1 <= max_bytes <= MAX_TAIL_BYTES or (offset is not None and offset < 0):
         raise RequestError(f"invalid tail: offset >= 0 and 1 <= max <= {MAX_TAIL_BYTES}")
-    run = resolve_run_spec(list_runs(repo), spec)
+    run = find_run(repo, spec)
     directory = run_dir(repo, run, env_logdir)
     try:
         if directory is None:
@@ -205,7 +206,7 @@ def change_run_tags(
     from gitexp.commands.tag import change_tags
 
     change_tags(repo, spec, environ, add=add, remove=remove)
-    return table_row(resolve_run_spec(list_runs(repo), spec))
+    return table_row(find_run(repo, spec))
 
 
 def change_run_message(
@@ -215,7 +216,7 @@ def change_run_message(
     from gitexp.commands.note import set_message
 
     set_message(repo, spec, message or None, environ)
-    return table_row(resolve_run_spec(list_runs(repo), spec))
+    return table_row(find_run(repo, spec))
 
 
 def run_dir(repo: pygit2.Repository, run: Run, env_logdir: str | None) -> Path | None:

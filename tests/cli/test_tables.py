@@ -8,7 +8,7 @@ import io
 import click
 import pytest
 
-from gitexp.tables import render_table
+from gitexp.cli.tables import render_table
 
 COLUMNS = ["id", "status", "params.lr", "loss"]
 ROWS = [
