@@ -11,9 +11,6 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "gitexp"
 # Presentation: may import commands (cli/ parses and prints; web/ serves the dashboard).
 PRESENTATION = ("cli", "web", "__main__.py")
-# difftext.py renders `git exp diff` from commands/diff.py's data; the diff-git branch moves
-# it under cli/. Remove this exception when that branch lands.
-KNOWN_UNTIL_DIFF_LANDS = {"difftext.py"}
 
 
 def imported_modules(source: str, module: str) -> set[str]:
@@ -72,16 +69,8 @@ def test_the_one_way_rule(relative: str, dotted: str, imported: set[str]) -> Non
         others = {m for m in imported if is_under(m, "gitexp.commands") and m != dotted}
         others.discard("gitexp.commands")  # the package itself (an empty __init__)
         assert not others, f"{relative} imports another command: {sorted(others)}"
-    elif not relative.startswith(PRESENTATION) and relative not in KNOWN_UNTIL_DIFF_LANDS:
+    elif not relative.startswith(PRESENTATION):
         upward = {
             m for m in imported if is_under(m, "gitexp.cli") or is_under(m, "gitexp.commands")
         }
         assert not upward, f"core module {relative} imports {sorted(upward)}"
-
-
-def test_the_known_exceptions_still_break_the_rule() -> None:
-    """An exception that no longer breaks the rule must be removed from the list."""
-    by_path = {relative: imported for relative, _, imported in modules()}
-    for relative in KNOWN_UNTIL_DIFF_LANDS:
-        assert relative in by_path, f"{relative} is gone: drop it from KNOWN_UNTIL_DIFF_LANDS"
-        assert any(is_under(m, "gitexp.commands") for m in by_path[relative])
