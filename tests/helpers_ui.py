@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 from helpers_e2e import run_core, write_program
 
-from gitexp.web.server import TOKEN_HEADER, DashboardServer
+from gitexp.web.server import DashboardServer
 
 TRAIN = """
     import json, os, sys
@@ -53,20 +56,58 @@ def serve(repo_dir: Path, host: str = "127.0.0.1") -> Iterator[DashboardServer]:
         thread.join()
 
 
+SESSIONS: weakref.WeakKeyDictionary[DashboardServer, str] = weakref.WeakKeyDictionary()
+
+
+def open_login_url(url: str) -> http.client.HTTPResponse:
+    """GET the login URL `git exp ui` prints, without following its redirect."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=30)
+    connection.request("GET", f"{parts.path}?{parts.query}")
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def session_cookie(response: http.client.HTTPResponse) -> str:
+    """The `name=value` of the session cookie a login answer sets."""
+    header = response.getheader("Set-Cookie")
+    assert header is not None, f"no cookie set: {response.status}"
+    return header.split(";")[0]
+
+
+def logged_in(server: DashboardServer) -> str:
+    """The session cookie of `server`, logging in through its one-time URL the first time."""
+    if server not in SESSIONS:
+        SESSIONS[server] = session_cookie(open_login_url(server.login_url))
+    return SESSIONS[server]
+
+
+def login_opener(login_url: str) -> urllib.request.OpenerDirector:
+    """A urllib opener logged in through `login_url` (it keeps the session cookie)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(login_url, timeout=30) as response:
+        assert response.status == 200
+    return opener
+
+
 def request(
     server: DashboardServer,
     path: str,
     body: Any = None,
     headers: dict[str, str] | None = None,
-    token: bool = True,
+    cookie: bool = True,
 ) -> tuple[int, Any]:
-    """GET (or POST `body` as JSON) and return the status and the decoded JSON answer."""
+    """GET (or POST `body` as JSON from the page's origin) with the session cookie, and return
+    the status and the decoded JSON answer."""
     data = None if body is None else json.dumps(body).encode()
     sent = dict(headers or {})
+    if cookie:
+        sent.setdefault("Cookie", logged_in(server))
     if body is not None:
         sent.setdefault("Content-Type", "application/json")
-        if token:
-            sent[TOKEN_HEADER] = server.token
+        sent.setdefault("Origin", server.url.rstrip("/"))
     req = urllib.request.Request(server.url.rstrip("/") + path, data=data, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=30) as response:

@@ -99,7 +99,7 @@ def notes_show(repo_dir: Path, commit: str) -> str:
 def test_table_sorts_filters_and_shows_deleted(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir)
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         expect(page.locator("tr.run-row")).to_have_count(3)
         assert row_ids(page) == ids[::-1]
 
@@ -135,7 +135,7 @@ def test_run_page_curves_output_and_edits(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir, rates=(0.1, 0.3))
     commit = commit_of(repo_dir, ids[1])
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         page.click(f'tr[data-id="{ids[1]}"] a.run-link')
         expect(page.locator("h1")).to_contain_text(ids[1])
         expect(page.locator("h1 .status")).to_have_text("succeeded")
@@ -169,7 +169,7 @@ def test_run_page_curves_output_and_edits(repo_dir: Path, page: Any) -> None:
 def test_compare_view_overlays_curves(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir, rates=(0.1, 0.3, 0.5))
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         page.check(f'tr[data-id="{ids[0]}"] input.select')
         page.check(f'tr[data-id="{ids[2]}"] input.select')
         page.click("#compare-button")
@@ -185,7 +185,7 @@ def test_record_text_is_shown_as_text(repo_dir: Path, page: Any) -> None:
     set_message(pygit2.Repository(str(repo_dir)), run_id, hostile, os.environ)
     with serve(repo_dir) as server:
         page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-        page.goto(server.url)
+        page.goto(server.login_url)
         expect(page.locator("tr.run-row")).to_have_count(1)
         expect(page.locator("tr.run-row")).to_contain_text("<img src=x")
         page.click("a.run-link")
@@ -213,7 +213,7 @@ def test_output_of_a_running_run_follows(repo_dir: Path, page: Any) -> None:
     try:
         wait_for(lambda: run_refs(repo_dir))
         with serve(repo_dir) as server:
-            page.goto(server.url)
+            page.goto(server.login_url)
             expect(page.locator("tr.run-row .status")).to_have_text("running")
             page.click("a.run-link")
             expect(page.locator("#output")).to_have_text("started\n")
