@@ -1,10 +1,13 @@
-"""Shared by the dashboard tests: runs to show, and the server running in a thread."""
+"""Shared by the dashboard tests: runs to show, the server in a thread or as `git-exp ui`,
+logging in as the printed URL does, and the headless browser."""
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from helpers_e2e import run_core, write_program
+import pytest
+from helpers_e2e import BIN_DIR, run_core, user_env, write_program
 
 from gitexp.web.server import DashboardServer
 
@@ -172,3 +176,87 @@ def make_many_runs(repo_dir: Path, count: int) -> None:
     subprocess.run(
         ["git", "fast-import", "--quiet"], cwd=repo_dir, input=b"".join(parts), check=True
     )
+
+
+URL_LINE = re.compile(rb"Dashboard at (http://\S+)")
+
+
+def start_ui(cwd: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`git-exp ui` itself (not through git, whose own handler would relay a signal sent to
+    it alone: a terminal's Ctrl-C reaches every process of the group at once), and the login
+    URL it printed."""
+    process = subprocess.Popen(
+        [str(BIN_DIR / "git-exp"), "ui", "--no-browser", *args],
+        cwd=cwd,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    for _ in range(5):
+        match = URL_LINE.search(process.stdout.readline())
+        if match:
+            return process, match.group(1).decode()
+    process.kill()
+    raise AssertionError(f"no URL printed: {process.communicate()}")
+
+
+CHROMIUM = Path(os.environ.get("GITEXP_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+API_ERROR_RESPONSE = "Failed to load resource: the server responded with a status of 4"
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install playwright)"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(name="page")
+def page_fixture(browser: Any) -> Iterator[Any]:
+    """A fresh page that fails the test on any script error or console error (CSP included)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("console", lambda message: problems.extend(console_error(message)))
+    opened.set_default_timeout(15_000)
+    yield opened
+    context.close()
+    assert problems == []
+
+
+def console_error(message: Any) -> list[str]:
+    # An API answering 400 or 404 is expected (the page shows its error line); the browser
+    # logs each such response to the console.
+    if message.type != "error" or message.text.startswith(API_ERROR_RESPONSE):
+        return []
+    return [message.text]
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 from conftest import git
 from helpers_e2e import (
-    BIN_DIR,
     GIT_WAITPID_RACE,
     assert_one_error_line,
     git_exp,
@@ -23,15 +21,20 @@ from helpers_e2e import (
     note,
     run_refs,
     start_git_exp,
-    user_env,
     wait_for,
     write_program,
 )
-from helpers_ui import login_opener, make_many_runs, make_runs, request, serve
+from helpers_ui import (
+    URL_LINE,
+    login_opener,
+    make_many_runs,
+    make_runs,
+    request,
+    serve,
+    start_ui,
+)
 
 from gitexp.web.server import LOGIN_REFUSED
-
-URL_LINE = re.compile(rb"Dashboard at (http://\S+)")
 
 
 def commit_of(repo_dir: Path, run_id: str) -> str:
@@ -152,7 +155,7 @@ def test_page_is_local_and_escaped(repo_dir: Path) -> None:
     with serve(repo_dir) as server, login_opener(server.login_url).open(server.url) as response:
         page = response.read().decode()
         policy = response.headers["Content-Security-Policy"]
-    assert "<meta name=\"gitexp" not in page  # no secret in the page
+    assert '<meta name="gitexp' not in page  # no secret in the page
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from elsewhere
     script = (Path(__file__).parents[1] / "gitexp" / "web" / "static" / "app.js").read_text()
@@ -191,25 +194,6 @@ def test_live_tail_of_a_running_run(repo_dir: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def start_ui(cwd: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`git-exp ui` itself (not through git, whose own handler would relay a signal sent to
-    it alone: a terminal's Ctrl-C reaches every process of the group at once)."""
-    process = subprocess.Popen(
-        [str(BIN_DIR / "git-exp"), "ui", "--no-browser", *args],
-        cwd=cwd,
-        env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    for _ in range(5):
-        match = URL_LINE.search(process.stdout.readline())
-        if match:
-            return process, match.group(1).decode()
-    process.kill()
-    raise AssertionError(f"no URL printed: {process.communicate()}")
 
 
 @pytest.mark.parametrize(("stop", "exit_status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])

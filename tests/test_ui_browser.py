@@ -6,9 +6,7 @@ installs both (.ci/run).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,72 +14,11 @@ import pygit2
 import pytest
 from conftest import git
 from helpers_e2e import git_exp, note, run_refs, start_git_exp, wait_for, write_program
-from helpers_ui import make_runs, serve
+from helpers_ui import browser_fixture, expect, make_runs, missing_browser, page_fixture, serve  # noqa: F401 (fixtures)
 
 from gitexp.commands.note import set_message
 
-CHROMIUM = Path(os.environ.get("GITEXP_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-API_ERROR_RESPONSE = "Failed to load resource: the server responded with a status of 4"
-
-
-def missing_browser() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed (pip install playwright)"
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that fails the test on any script error or console error (CSP included)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.on("console", lambda message: problems.extend(console_error(message)))
-    opened.set_default_timeout(15_000)
-    yield opened
-    context.close()
-    assert problems == []
-
-
-def console_error(message: Any) -> list[str]:
-    # An API answering 400 or 404 is expected (the page shows its error line); the browser
-    # logs each such response to the console.
-    if message.type != "error" or message.text.startswith(API_ERROR_RESPONSE):
-        return []
-    return [message.text]
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def row_ids(page: Any) -> list[str]:
