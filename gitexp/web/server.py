@@ -69,8 +69,9 @@ class DashboardServer(ThreadingHTTPServer):
         self.env_logdir = environ.get("GITEXP_LOGDIR")
         self.environ = dict(environ)
         self.login_token: str | None = secrets.token_urlsafe(32)
-        self.sessions: set[str] = set()
-        self.sessions_lock = threading.Lock()
+        # The one browser session the token opened (it works once, so there is at most one).
+        self.session: str | None = None
+        self.login_lock = threading.Lock()
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), DashboardHandler)
@@ -92,19 +93,18 @@ class DashboardServer(ThreadingHTTPServer):
 
     def log_in(self, token: str) -> str | None:
         """A new session id for the one-time login token, which is then spent; else None."""
-        with self.sessions_lock:
+        with self.login_lock:
             expected = self.login_token
             if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
                 return None
             self.login_token = None
-            session = secrets.token_urlsafe(32)
-            self.sessions.add(session)
-            return session
+            self.session = secrets.token_urlsafe(32)
+            return self.session
 
     def has_session(self, session: str) -> bool:
-        """Whether `session` is a session id this server handed out."""
-        with self.sessions_lock:
-            return any(hmac.compare_digest(session.encode(), s.encode()) for s in self.sessions)
+        """Whether `session` is the session id this server handed out."""
+        expected = self.session
+        return expected is not None and hmac.compare_digest(session.encode(), expected.encode())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line on stderr, never a traceback; a browser that went away is not an error."""
