@@ -337,7 +337,7 @@ def _ordered(compare: Callable[[Any, Any], bool], actual: Any, expected: Any) ->
 
 
 def _linear_search(pattern: str) -> Callable[[str], bool]:
-    """Whether a text contains a match of `pattern`, in time linear in the text.
+    """A test of whether a text contains a match of `pattern`, in time linear in the text.
 
     Python's `re` backtracks: `(a+)+$` against forty `a`s and a `b` runs for hours, holding
     the GIL, so one --where from a dashboard request could stop every thread of the server.
@@ -347,16 +347,13 @@ def _linear_search(pattern: str) -> Callable[[str], bool]:
 
     options = re2.Options()
     options.log_errors = False  # else RE2 writes its own copy of the error to stderr
+    options.never_capture = True
     try:
         compiled = re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else "unsupported"
         raise QueryError(f"invalid --where expression: bad regular expression: {reason}") from None
 
-    def search(text: str) -> bool:
-        try:
-            return compiled.search(text) is not None
-        except UnicodeEncodeError:  # a lone surrogate (RE2 matches UTF-8)
-            return compiled.search(text.encode(errors="replace").decode()) is not None
-
-    return search
+    # Searching UTF-8 bytes skips the wrapper's mapping of match offsets back to characters
+    # (measured: 5 µs a search instead of 14, Python's re 1.5); a lone surrogate becomes "?".
+    return lambda text: compiled.search(text.encode(errors="replace")) is not None
