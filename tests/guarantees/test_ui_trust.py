@@ -27,6 +27,7 @@ from helpers_e2e import (
     run_core,
     run_refs,
     user_env,
+    wait_for,
     write_program,
 )
 from helpers_ui import (  # noqa: F401 (fixtures)
@@ -199,6 +200,46 @@ def test_every_interface_says_what_is_protected(repo_dir: Path) -> None:
     for claim in ("works once", "read and edit your runs", "watch the network"):
         assert claim in warning
     assert "?token=" in url
+
+
+RECORDING_BROWSER = """#!/bin/sh
+printf '%s\\n' "$@" > "$0.args"
+cat "${1#file://}" > "$0.page"
+"""
+
+
+def test_the_browser_is_opened_without_the_token_on_its_command_line(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    browser = tmp_path / "browser"
+    browser.write_text(RECORDING_BROWSER)
+    browser.chmod(0o755)
+    page = Path(f"{browser}.page")
+    process = subprocess.Popen(
+        [str(BIN_DIR / "git-exp"), "ui", "--port", "0"],
+        cwd=repo_dir,
+        env=user_env({"BROWSER": str(browser)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        login_url = process.stdout.readline().decode().split()[2]
+        wait_for(lambda: page.exists() and page.stat().st_size)
+        [opened] = Path(f"{browser}.args").read_text().splitlines()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=GENEROUS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    token = login_url.split("?token=")[1]
+    assert token not in opened  # `ps` shows only a file name
+    opener = Path(opened.removeprefix("file://"))
+    assert opener.name.startswith("gitexp-ui-")
+    assert login_url in page.read_text()
+    assert not opener.exists()  # removed when the server stops
 
 
 def slow_record_repo(repo_dir: Path) -> str:
