@@ -208,7 +208,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         """Spend the one-time token on a session cookie and go to the clean URL."""
         session = self.server.log_in(token)
         if session is None and not self._has_session_cookie():
-            self._send_refusal(HTTPStatus.FORBIDDEN, "/")
+            self._send_refusal("/")
             return
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", "/")
@@ -225,7 +225,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
     def _logged_in(self, path: str) -> bool:
         if self._has_session_cookie():
             return True
-        self._send_refusal(HTTPStatus.FORBIDDEN, path)
+        self._send_refusal(path)
         return False
 
     def _has_session_cookie(self) -> bool:
@@ -242,16 +242,16 @@ class DashboardHandler(BaseHTTPRequestHandler):
         hosts = {self.headers.get("Host", "")} if allowed is None else allowed
         return {f"http://{host}" for host in hosts}
 
-    def _send_refusal(self, status: HTTPStatus, path: str) -> None:
-        """The login refusal: JSON for the API, a short page for a browser."""
+    def _send_refusal(self, path: str) -> None:
+        """403 for want of a session: JSON for the API, a short page for a browser."""
         if path.startswith("/api/"):
-            self._send_error(status, LOGIN_REFUSED)
+            self._send_error(HTTPStatus.FORBIDDEN, LOGIN_REFUSED)
             return
         page = (
             "<!doctype html><meta charset=utf-8><title>git exp ui: not logged in</title>"
             f"<p>{html.escape(LOGIN_REFUSED)}.</p>"
         )
-        self._send(status, page.encode(), "text/html; charset=utf-8")
+        self._send(HTTPStatus.FORBIDDEN, page.encode(), "text/html; charset=utf-8")
 
     def _read_json_body(self) -> dict[str, Any] | None:
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
