@@ -92,7 +92,7 @@ def shoot(repo: Path, chromium: str) -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 640})
-            page.goto(server.url)
+            page.goto(server.login_url)  # as a user does: the one-time URL, then a cookie
             page.wait_for_selector("tr.run-row")
             save(page, "runs.png")
 

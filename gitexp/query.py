@@ -297,14 +297,8 @@ def _membership(path: list[str], options: list[Any]) -> Predicate:
 
 def _comparison(path: list[str], op: str, expected: Any) -> Predicate:
     if op == "=~":
-        try:
-            pattern = re.compile(str(expected))
-        except re.error as exc:
-            raise QueryError(f"invalid --where expression: bad regular expression: {exc}") from None
-        return lambda r: any(
-            isinstance(c, str) and pattern.search(c) is not None
-            for c in _candidates(lookup(r, path))
-        )
+        search = _linear_search(str(expected))
+        return lambda r: any(isinstance(c, str) and search(c) for c in _candidates(lookup(r, path)))
     if op in ("==", "="):
         return lambda r: any(_equal(c, expected) for c in _candidates(lookup(r, path)))
     if op == "!=":
@@ -340,3 +334,26 @@ def _ordered(compare: Callable[[Any, Any], bool], actual: Any, expected: Any) ->
     if isinstance(actual, str) and isinstance(expected, str):
         return compare(actual, expected)
     return False
+
+
+def _linear_search(pattern: str) -> Callable[[str], bool]:
+    """A test of whether a text contains a match of `pattern`, in time linear in the text.
+
+    Python's `re` backtracks: `(a+)+$` against forty `a`s and a `b` runs for hours, holding
+    the GIL, so one --where from a dashboard request could stop every thread of the server.
+    RE2 never backtracks; it refuses what needs backtracking (backreferences, lookaround).
+    """
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # else RE2 writes its own copy of the error to stderr
+    options.never_capture = True
+    try:
+        compiled = re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else "unsupported"
+        raise QueryError(f"invalid --where expression: bad regular expression: {reason}") from None
+
+    # Searching UTF-8 bytes skips the wrapper's mapping of match offsets back to characters
+    # (measured: 5 µs a search instead of 14, Python's re 1.5); a lone surrogate becomes "?".
+    return lambda text: compiled.search(text.encode(errors="replace")) is not None

@@ -6,16 +6,14 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
+import urllib.parse
 from pathlib import Path
 
 import pytest
 from conftest import git
 from helpers_e2e import (
-    BIN_DIR,
     GIT_WAITPID_RACE,
     assert_one_error_line,
     git_exp,
@@ -23,15 +21,20 @@ from helpers_e2e import (
     note,
     run_refs,
     start_git_exp,
-    user_env,
     wait_for,
     write_program,
 )
-from helpers_ui import make_many_runs, make_runs, request, serve
+from helpers_ui import (
+    URL_LINE,
+    login_opener,
+    make_many_runs,
+    make_runs,
+    request,
+    serve,
+    start_ui,
+)
 
-from gitexp.web.server import TOKEN_PLACEHOLDER
-
-URL_LINE = re.compile(rb"Dashboard at (http://\S+)")
+from gitexp.web.server import LOGIN_REFUSED
 
 
 def commit_of(repo_dir: Path, run_id: str) -> str:
@@ -108,7 +111,7 @@ def test_run_page_output_curves_and_compare(repo_dir: Path) -> None:
         )
 
 
-def test_edits_use_the_token_and_land_in_the_notes(repo_dir: Path) -> None:
+def test_edits_need_the_session_and_land_in_the_notes(repo_dir: Path) -> None:
     [run_id] = make_runs(repo_dir, rates=(0.2,))
     commit = commit_of(repo_dir, run_id)
     with serve(repo_dir) as server:
@@ -125,9 +128,12 @@ def test_edits_use_the_token_and_land_in_the_notes(repo_dir: Path) -> None:
         assert note(repo_dir, commit)["message"] is None
 
         before = git(repo_dir, "rev-parse", "refs/notes/experiments")
-        status, error = request(server, "/api/tags", {"id": run_id, "add": ["x"]}, token=False)
-        assert (status, error) == (403, {"error": "missing or wrong token: reload the page"})
-        forged = {"Content-Type": "text/plain", "X-GitExp-Token": server.token}
+        status, error = request(server, "/api/tags", {"id": run_id, "add": ["x"]}, cookie=False)
+        assert (status, error) == (403, {"error": LOGIN_REFUSED})
+        elsewhere = {"Origin": "http://127.0.0.1:1"}
+        status, error = request(server, "/api/tags", {"id": run_id, "add": ["x"]}, elsewhere)
+        assert (status, error) == (403, {"error": "edits come from the dashboard's own page"})
+        forged = {"Content-Type": "text/plain"}
         status, _ = request(server, "/api/tags", {"id": run_id, "add": ["x"]}, headers=forged)
         assert status == 415
         status, error = request(server, "/api/tags", {"id": run_id, "add": ["bad tag"]})
@@ -145,12 +151,11 @@ def test_host_header_must_name_the_server(repo_dir: Path) -> None:
         assert (status, error) == (421, {"error": "unexpected Host header"})
 
 
-def test_page_is_local_escaped_and_carries_the_token(repo_dir: Path) -> None:
-    with serve(repo_dir) as server, urllib.request.urlopen(server.url) as response:
+def test_page_is_local_and_escaped(repo_dir: Path) -> None:
+    with serve(repo_dir) as server, login_opener(server.login_url).open(server.url) as response:
         page = response.read().decode()
         policy = response.headers["Content-Security-Policy"]
-    assert f'content="{server.token}"' in page
-    assert TOKEN_PLACEHOLDER not in page
+    assert '<meta name="gitexp' not in page  # no secret in the page
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing from elsewhere
     script = (Path(__file__).parents[1] / "gitexp" / "web" / "static" / "app.js").read_text()
@@ -191,32 +196,13 @@ def test_live_tail_of_a_running_run(repo_dir: Path) -> None:
             process.wait()
 
 
-def start_ui(cwd: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`git-exp ui` itself (not through git, whose own handler would relay a signal sent to
-    it alone: a terminal's Ctrl-C reaches every process of the group at once)."""
-    process = subprocess.Popen(
-        [str(BIN_DIR / "git-exp"), "ui", "--no-browser", *args],
-        cwd=cwd,
-        env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    for _ in range(5):
-        match = URL_LINE.search(process.stdout.readline())
-        if match:
-            return process, match.group(1).decode()
-    process.kill()
-    raise AssertionError(f"no URL printed: {process.communicate()}")
-
-
 @pytest.mark.parametrize(("stop", "exit_status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_command_serves_until_stopped(
     repo_dir: Path, stop: signal.Signals, exit_status: int
 ) -> None:
     process, url = start_ui(repo_dir, "--port", "0")
-    assert url.startswith("http://127.0.0.1:")
-    with urllib.request.urlopen(url + "api/runs") as response:
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[\w-]{40,}", url)
+    with login_opener(url).open(url.split("?")[0] + "api/runs") as response:
         assert response.status == 200
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=30)
@@ -245,12 +231,14 @@ def test_ctrl_c_through_git_stops_cleanly(repo_dir: Path) -> None:
 def test_command_warns_on_every_interface_and_reports_a_busy_port(repo_dir: Path) -> None:
     process, url = start_ui(repo_dir, "--host", "0.0.0.0", "--port", "0")
     try:
-        port = url.rsplit(":", 1)[1].rstrip("/")
+        port = str(urllib.parse.urlsplit(url).port)
         busy = git_exp(repo_dir, "ui", "--no-browser", "--host", "0.0.0.0", "--port", port)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
-    assert stderr.decode().startswith("warning: listening on 0.0.0.0: anyone who can reach")
+    assert stderr.decode().startswith(
+        "warning: listening on 0.0.0.0: plain HTTP, no TLS: whoever opens the URL below first"
+    )
     assert busy.returncode == 1
     message = busy.stderr.splitlines()[-1]
     assert (
@@ -266,10 +254,10 @@ def test_starts_fast_and_pages_ten_thousand_runs(repo_dir: Path) -> None:
     started = time.monotonic()
     process, url = start_ui(repo_dir, "--port", "0")
     try:
-        with urllib.request.urlopen(url) as response:
-            assert response.status == 200
+        opener = login_opener(url)
         ready = time.monotonic() - started
-        with urllib.request.urlopen(url + "api/runs?page=3&sort=params.lr&order=desc") as reply:
+        page_url = url.split("?")[0] + "api/runs?page=3&sort=params.lr&order=desc"
+        with opener.open(page_url) as reply:
             page = json.loads(reply.read())
         listed = time.monotonic() - started - ready
     finally:

@@ -6,9 +6,7 @@ installs both (.ci/run).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,72 +14,11 @@ import pygit2
 import pytest
 from conftest import git
 from helpers_e2e import git_exp, note, run_refs, start_git_exp, wait_for, write_program
-from helpers_ui import make_runs, serve
+from helpers_ui import browser_fixture, expect, make_runs, missing_browser, page_fixture, serve  # noqa: F401 (fixtures)
 
 from gitexp.commands.note import set_message
 
-CHROMIUM = Path(os.environ.get("GITEXP_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-API_ERROR_RESPONSE = "Failed to load resource: the server responded with a status of 4"
-
-
-def missing_browser() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is not installed (pip install playwright)"
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that fails the test on any script error or console error (CSP included)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.on("console", lambda message: problems.extend(console_error(message)))
-    opened.set_default_timeout(15_000)
-    yield opened
-    context.close()
-    assert problems == []
-
-
-def console_error(message: Any) -> list[str]:
-    # An API answering 400 or 404 is expected (the page shows its error line); the browser
-    # logs each such response to the console.
-    if message.type != "error" or message.text.startswith(API_ERROR_RESPONSE):
-        return []
-    return [message.text]
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def row_ids(page: Any) -> list[str]:
@@ -99,7 +36,7 @@ def notes_show(repo_dir: Path, commit: str) -> str:
 def test_table_sorts_filters_and_shows_deleted(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir)
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         expect(page.locator("tr.run-row")).to_have_count(3)
         assert row_ids(page) == ids[::-1]
 
@@ -135,7 +72,7 @@ def test_run_page_curves_output_and_edits(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir, rates=(0.1, 0.3))
     commit = commit_of(repo_dir, ids[1])
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         page.click(f'tr[data-id="{ids[1]}"] a.run-link')
         expect(page.locator("h1")).to_contain_text(ids[1])
         expect(page.locator("h1 .status")).to_have_text("succeeded")
@@ -169,7 +106,7 @@ def test_run_page_curves_output_and_edits(repo_dir: Path, page: Any) -> None:
 def test_compare_view_overlays_curves(repo_dir: Path, page: Any) -> None:
     ids = make_runs(repo_dir, rates=(0.1, 0.3, 0.5))
     with serve(repo_dir) as server:
-        page.goto(server.url)
+        page.goto(server.login_url)
         page.check(f'tr[data-id="{ids[0]}"] input.select')
         page.check(f'tr[data-id="{ids[2]}"] input.select')
         page.click("#compare-button")
@@ -185,7 +122,7 @@ def test_record_text_is_shown_as_text(repo_dir: Path, page: Any) -> None:
     set_message(pygit2.Repository(str(repo_dir)), run_id, hostile, os.environ)
     with serve(repo_dir) as server:
         page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-        page.goto(server.url)
+        page.goto(server.login_url)
         expect(page.locator("tr.run-row")).to_have_count(1)
         expect(page.locator("tr.run-row")).to_contain_text("<img src=x")
         page.click("a.run-link")
@@ -213,7 +150,7 @@ def test_output_of_a_running_run_follows(repo_dir: Path, page: Any) -> None:
     try:
         wait_for(lambda: run_refs(repo_dir))
         with serve(repo_dir) as server:
-            page.goto(server.url)
+            page.goto(server.login_url)
             expect(page.locator("tr.run-row .status")).to_have_text("running")
             page.click("a.run-link")
             expect(page.locator("#output")).to_have_text("started\n")

@@ -38,11 +38,16 @@ def ui(port: int | None, host: str | None, no_browser: bool) -> None:
     git exp tag / git exp note do. Listens on 127.0.0.1 unless --host says
     otherwise. See docs/ui.md.
 
+    Like Jupyter, it prints a URL with a one-time token: opening it logs that
+    browser in (a session cookie) and every request, reads included, needs
+    the session, so other accounts on this machine see nothing. The token
+    works once; a second browser needs a restart of git exp ui.
+
     \b
     Examples:
       git exp ui
       git exp ui --port 9000 --no-browser
-      git exp ui --host 0.0.0.0     # every interface: anyone who can reach you
+      git exp ui --host 0.0.0.0     # every interface: plain HTTP, no TLS
     """
     from gitexp.repository import open_repository
     from gitexp.web.server import is_loopback, is_unspecified
@@ -50,18 +55,17 @@ def ui(port: int | None, host: str | None, no_browser: bool) -> None:
     address = host if host is not None else DEFAULT_HOST
     if is_unspecified(address) or not is_loopback(address):
         click.echo(
-            f"warning: listening on {safe(address)}: anyone who can reach this machine can "
-            "read your runs (editing needs the token in the page)",
+            f"warning: listening on {safe(address)}: plain HTTP, no TLS: whoever opens the URL "
+            "below first (it works once) can read and edit your runs, and anyone who can watch "
+            "the network between you and the browser can read the URL, the session cookie "
+            "and every page",
             err=True,
         )
     repo = open_repository(Path.cwd())
     server = _start(Path(repo.path), address, port)
     click.echo(f"Serving the runs of {safe(str(repo.workdir or repo.path))}")
-    click.echo(f"Dashboard at {server.url}  (Ctrl-C to stop)")
-    if not no_browser:
-        import webbrowser
-
-        webbrowser.open(server.url)
+    click.echo(f"Dashboard at {server.login_url}  (Ctrl-C to stop)")
+    opener = None if no_browser else _open_browser(server.login_url)
     # A plain `kill` stops the server as cleanly as Ctrl-C does, with status 0.
     signal.signal(signal.SIGTERM, lambda *_: _stop())
     signal.signal(signal.SIGINT, _interrupted)
@@ -74,6 +78,8 @@ def ui(port: int | None, host: str | None, no_browser: bool) -> None:
         click.echo("stopped", err=True)
     finally:
         server.server_close()
+        if opener is not None:
+            opener.unlink(missing_ok=True)
 
 
 class _Stop(Exception):
@@ -89,6 +95,25 @@ def _interrupted(signum: int, frame: Any) -> None:
     # second must not interrupt the clean stop the first began.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _open_browser(login_url: str) -> Path:
+    """Open the login URL through a file only this user can read, as Jupyter does: a URL on a
+    browser's command line is visible to every account on the machine (`ps`)."""
+    import tempfile
+    import webbrowser
+    from html import escape
+
+    descriptor, name = tempfile.mkstemp(prefix="gitexp-ui-", suffix=".html")
+    target = escape(login_url, quote=True)
+    page = (
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+        f'<title>git exp ui</title><p><a href="{target}">Open the dashboard</a></p>\n'
+    )
+    with os.fdopen(descriptor, "w", encoding="utf-8") as opened:
+        opened.write(page)
+    webbrowser.open(Path(name).as_uri())
+    return Path(name)
 
 
 def _start(repo_path: Path, host: str, port: int | None) -> Any:

@@ -5,20 +5,25 @@ API a handful of JSON endpoints, which does not earn a web framework. Each reque
 own pygit2 repository (a repository object is not shared between threads).
 
 Security: records may come from other people's remotes, so the page renders them with
-textContent only. Requests whose Host header is not the address the server is bound to are
-refused (DNS rebinding), and every POST must carry the per-server random token embedded in the
-page (another site open in the same browser cannot read it, so it cannot forge edits).
+textContent only. Every request needs the session cookie that the one-time login URL (printed
+by `git exp ui`) sets, as Jupyter does: another account on the machine can reach the port but
+has neither. Requests whose Host header is not the address the server is bound to are refused
+(DNS rebinding); a POST must also come from the page's own origin (the cookie is SameSite=Strict,
+but a page on another port of the same host is the same site).
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import secrets
 import socket
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -29,8 +34,11 @@ import orjson
 
 from gitexp.errors import GitExpError, UnknownRunError
 
-TOKEN_HEADER = "X-GitExp-Token"
-TOKEN_PLACEHOLDER = "__GITEXP_TOKEN__"
+LOGIN_PARAMETER = "token"
+LOGIN_REFUSED = (
+    "not logged in: open the URL that git exp ui printed (it logs this browser in, once); "
+    "after a restart, use the new one"
+)
 MAX_BODY_BYTES = 1024 * 1024
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
@@ -60,21 +68,43 @@ class DashboardServer(ThreadingHTTPServer):
         self.repo_path = Path(repo.path)
         self.env_logdir = environ.get("GITEXP_LOGDIR")
         self.environ = dict(environ)
-        self.token = secrets.token_urlsafe(32)
+        self.login_token: str | None = secrets.token_urlsafe(32)
+        # The one browser session the token opened (it works once, so there is at most one).
+        self.session: str | None = None
+        self.login_lock = threading.Lock()
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), DashboardHandler)
         self.host = host
         self.port = int(self.server_address[1])
         self.allowed_hosts = allowed_host_headers(host, self.port)
+        self.login_url = f"{self.url}?{LOGIN_PARAMETER}={self.login_token}"
+        # Cookies are shared by every port of a host: one name per port keeps two dashboards
+        # from logging each other out.
+        self.cookie_name = f"gitexp-ui-{self.port}"
 
     @property
     def url(self) -> str:
-        """The address to open in a browser."""
+        """The dashboard's address (it needs a login first: see `login_url`)."""
         shown = f"[{self.host}]" if ":" in self.host else self.host
         if is_unspecified(self.host):
             shown = "127.0.0.1"
         return f"http://{shown}:{self.port}/"
+
+    def log_in(self, token: str) -> str | None:
+        """A new session id for the one-time login token, which is then spent; else None."""
+        with self.login_lock:
+            expected = self.login_token
+            if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+                return None
+            self.login_token = None
+            self.session = secrets.token_urlsafe(32)
+            return self.session
+
+    def has_session(self, session: str) -> bool:
+        """Whether `session` is the session id this server handed out."""
+        expected = self.session
+        return expected is not None and hmac.compare_digest(session.encode(), expected.encode())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line on stderr, never a traceback; a browser that went away is not an error."""
@@ -131,8 +161,13 @@ class DashboardHandler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        if url.path == "/" and LOGIN_PARAMETER in query:
+            self._log_in(_one(query, LOGIN_PARAMETER))
+            return
+        if not self._logged_in(url.path):
+            return
         if url.path in ("/", "/index.html"):
-            self._send_page()
+            self._send(HTTPStatus.OK, _static("index.html"), "text/html; charset=utf-8")
         elif url.path.startswith("/static/") and url.path[8:] in STATIC_FILES:
             name = url.path[8:]
             self._send(HTTPStatus.OK, _static(name), STATIC_FILES[name])
@@ -147,9 +182,10 @@ class DashboardHandler(BaseHTTPRequestHandler):
         if not self._host_allowed():
             return
         url = urlsplit(self.path)
-        sent = self.headers.get(TOKEN_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), self.server.token.encode()):
-            self._send_error(HTTPStatus.FORBIDDEN, "missing or wrong token: reload the page")
+        if not self._logged_in(url.path):
+            return
+        if self.headers.get("Origin", "") not in self._own_origins():
+            self._send_error(HTTPStatus.FORBIDDEN, "edits come from the dashboard's own page")
             return
         if url.path not in POST_ROUTES:
             self._send_error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
@@ -167,6 +203,55 @@ class DashboardHandler(BaseHTTPRequestHandler):
             return True
         self._send_error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
         return False
+
+    def _log_in(self, token: str) -> None:
+        """Spend the one-time token on a session cookie and go to the clean URL."""
+        session = self.server.log_in(token)
+        if session is None and not self._has_session_cookie():
+            self._send_refusal("/")
+            return
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header("Location", "/")
+        if session is not None:
+            self.send_header(
+                "Set-Cookie",
+                f"{self.server.cookie_name}={session}; Path=/; HttpOnly; SameSite=Strict",
+            )
+        self.send_header("Content-Length", "0")
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _logged_in(self, path: str) -> bool:
+        if self._has_session_cookie():
+            return True
+        self._send_refusal(path)
+        return False
+
+    def _has_session_cookie(self) -> bool:
+        cookies = SimpleCookie()
+        try:
+            cookies.load(self.headers.get("Cookie", ""))
+        except CookieError:
+            return False
+        morsel = cookies.get(self.server.cookie_name)
+        return morsel is not None and self.server.has_session(morsel.value)
+
+    def _own_origins(self) -> set[str]:
+        allowed = self.server.allowed_hosts
+        hosts = {self.headers.get("Host", "")} if allowed is None else allowed
+        return {f"http://{host}" for host in hosts}
+
+    def _send_refusal(self, path: str) -> None:
+        """403 for want of a session: JSON for the API, a short page for a browser."""
+        if path.startswith("/api/"):
+            self._send_error(HTTPStatus.FORBIDDEN, LOGIN_REFUSED)
+            return
+        page = (
+            "<!doctype html><meta charset=utf-8><title>git exp ui: not logged in</title>"
+            f"<p>{html.escape(LOGIN_REFUSED)}.</p>"
+        )
+        self._send(HTTPStatus.FORBIDDEN, page.encode(), "text/html; charset=utf-8")
 
     def _read_json_body(self) -> dict[str, Any] | None:
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
@@ -201,10 +286,6 @@ class DashboardHandler(BaseHTTPRequestHandler):
             )
         else:
             self._send(HTTPStatus.OK, orjson.dumps(result), "application/json")
-
-    def _send_page(self) -> None:
-        page = _static("index.html").replace(TOKEN_PLACEHOLDER.encode(), self.server.token.encode())
-        self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
 
     def _send_error(self, status: HTTPStatus, message: str) -> None:
         self._send(status, orjson.dumps({"error": message}), "application/json")

@@ -1,9 +1,9 @@
 // The git exp dashboard: plain JavaScript, no build step, nothing loaded from elsewhere.
 // Records may come from other people's remotes: text goes in with textContent (through el()),
-// never parsed as HTML.
+// never parsed as HTML, and a value is looked up by a record's key only through own() (a
+// param named "constructor" or "__proto__" is a value, not the object's machinery).
 "use strict";
 
-const TOKEN = document.querySelector('meta[name="gitexp-token"]').content;
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
   "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -48,12 +48,18 @@ async function api(path, params) {
 async function post(path, body) {
   const response = await fetch(path, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-GitExp-Token": TOKEN },
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
   const data = await response.json();
   if (!response.ok) throw new Error(data.error || response.statusText);
   return data;
+}
+
+// The value stored under `key` in `object` itself (undefined when absent), never one inherited
+// from Object.prototype.
+function own(object, key) {
+  return object !== null && typeof object === "object" && Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
 function show(...nodes) {
@@ -153,10 +159,10 @@ function runsTable(data, body, error, compare) {
     { label: "duration", key: "duration_s", cell: (run) => formatDuration(run.duration_s), num: true },
     { label: "tags", key: "tags", cell: (run) => run.tags.map((tag) => el("span", { class: "tag" }, tag)) },
     ...data.metric_columns.map((name) => ({
-      label: name, key: quotePath("metrics", name), cell: (run) => formatValue(run.metrics[name]), num: true, group: "metric",
+      label: name, key: quotePath("metrics", name), cell: (run) => formatValue(own(run.metrics, name)), num: true, group: "metric",
     })),
     ...data.params_columns.map((name) => ({
-      label: name, key: quotePath("params", name), cell: (run) => formatValue(run.params[name]), group: "param",
+      label: name, key: quotePath("params", name), cell: (run) => formatValue(own(run.params, name)), group: "param",
     })),
     { label: "message", key: "message", cell: (run) => (run.message || "").split("\n")[0], group: "message" },
   ];
@@ -273,7 +279,7 @@ function metricsTable(metrics) {
   return el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, el("th", {}, "metric"), stats.map((stat) => el("th", { class: "num" }, stat)))),
     el("tbody", {}, names.map((name) => el("tr", {}, el("th", {}, name),
-      stats.map((stat) => el("td", { class: "num" }, formatValue((metrics[name] || {})[stat])))))));
+      stats.map((stat) => el("td", { class: "num" }, formatValue(own(own(metrics, name), stat))))))));
 }
 
 function artifactsTable(artifacts) {
@@ -381,7 +387,7 @@ async function loadCurves(ids, container) {
     return;
   }
   container.replaceChildren(...names.map((name) => chart(name, data.runs
-    .map((run, i) => ({ label: run.id, colour: COLOURS[i % COLOURS.length], points: run.curves[name] || [] }))
+    .map((run, i) => ({ label: run.id, colour: COLOURS[i % COLOURS.length], points: own(run.curves, name) || [] }))
     .filter((line) => line.points.some((p) => p[1] !== null)), data.runs.length > 1)));
 }
 
@@ -451,7 +457,7 @@ async function viewCompare(ids) {
       el("thead", {}, el("tr", {}, columns.map((column) => el("th", {}, column)))),
       el("tbody", {}, rows.map((row) => el("tr", {}, columns.map((column) => el("td", {},
         column === "id" ? [el("span", { class: "swatch", "data-colour": colourOf.get(row.id) }), runLink(row.id)]
-          : column === "status" ? statusBadge(row.status) : formatValue(row[column]))))))))),
+          : column === "status" ? statusBadge(row.status) : formatValue(own(row, column)))))))))),
     section("Curves", curves),
   );
   colourSwatches();
