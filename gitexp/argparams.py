@@ -69,6 +69,8 @@ _SECRET_SUFFIXES = (
     "cookies",
     "session",
 )
+# Every rule below needs one of these inside the name: most names are ruled out at once.
+_SECRET_HINT_RE = re.compile(r"pass|pw|secret|token|key|bearer|cred|auth|cookie|session", re.I)
 # Desktop sessions set these to the session's name ("ubuntu"), which is no secret and would
 # otherwise be blanked out of every string of every record made from that desktop.
 _PUBLIC_NAMES = frozenset({"desktop_session", "gdmsession"})
@@ -79,7 +81,10 @@ _URL_USERINFO_RE = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<user>[^\s/?#@:]*)(?::(?P<password>[^\s/?#@]*))?@"
 )
 _QUOTES = "'\"`"
+# `--token=x`, `user:pw@host`, `--token x`: a value without these holds no secret form.
+_MAY_HOLD_SECRETS_RE = re.compile(r"[=@\s]")
 _known_secret_values: set[str] = set()
+_pending_environments: list[Mapping[str, str]] = []
 # Names such as pad_token or eos_token hold a tokenizer's vocabulary entry, not a credential.
 _SPECIAL_TOKEN_ROLES = frozenset({"pad", "bos", "eos", "unk", "mask", "sep", "cls"})
 
@@ -192,6 +197,8 @@ def is_secret_name(name: str) -> bool:
     otherwise, so ``author``, ``monkey``, ``keypoints``, ``num_keys``, ``key_frames``,
     ``tokenizer``, ``max_tokens`` and ``pad_token_id`` are not secret.
     """
+    if not _SECRET_HINT_RE.search(name):
+        return False
     words = _name_words(name)
     if not words or "_".join(words) in _PUBLIC_NAMES:
         return False
@@ -244,9 +251,15 @@ def secret_values(argv: Sequence[str], environ: Mapping[str, str]) -> set[str]:
     for name, value in environ.items():
         if is_secret_name(name):
             found.add(value)
-        else:
+        elif _may_hold_secrets(value):
             found.update(_redact_words(value)[1])
     return {value for value in found if len(value) >= MIN_SECRET_VALUE_LENGTH}
+
+
+def _may_hold_secrets(text: str) -> bool:
+    # Most variables (PATH, LANG, ...) hold no option and no URL: skip the word-by-word scan,
+    # which would cost every command a few milliseconds.
+    return _MAY_HOLD_SECRETS_RE.search(text) is not None
 
 
 def remember_secrets(values: Iterable[str]) -> None:
@@ -256,12 +269,22 @@ def remember_secrets(values: Iterable[str]) -> None:
     )
 
 
+def remember_environment_secrets(environ: Mapping[str, str]) -> None:
+    """Remember the secret values in ``environ`` (:func:`secret_values`) when first needed.
+
+    Commands that write nothing never pay for looking through the environment.
+    """
+    _pending_environments.append(environ)
+
+
 def redact_remembered_secrets(value: Any) -> Any:
     """``value`` with every remembered secret replaced by ``***`` in each string inside it.
 
     Strings, dict keys and the items of lists and tuples are searched, recursively; other
     values are returned as they are. Returns ``value`` itself when no secret is remembered.
     """
+    while _pending_environments:
+        remember_secrets(secret_values((), _pending_environments.pop()))
     if not _known_secret_values:
         return value
     return _replace_in(value, _secrets_pattern(frozenset(_known_secret_values)))
