@@ -81,6 +81,7 @@ _URL_USERINFO_RE = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<user>[^\s/?#@:]*)(?::(?P<password>[^\s/?#@]*))?@"
 )
 _QUOTES = "'\"`"
+_AUTH_SCHEMES = ("bearer", "basic", "token")
 # `--token=x`, `user:pw@host`, `--token x`: a value without these holds no secret form.
 _MAY_HOLD_SECRETS_RE = re.compile(r"[=@\s]")
 _known_secret_values: set[str] = set()
@@ -316,9 +317,12 @@ def _redact_tokens(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
     for token in tokens:
         if redact_next and token != "--" and not _LONG_OPTION_RE.fullmatch(token):
             redacted.append(REDACTED)
-            found.append(token.strip(_QUOTES))
-            # `Authorization: Bearer TOKEN`: the scheme's name is followed by the secret.
-            redact_next = token.strip(_QUOTES).lower() in ("bearer", "basic", "token")
+            bare = token.strip(_QUOTES)
+            # `Authorization: Bearer TOKEN`: the scheme's name is followed by the secret (and
+            # is no secret itself: "Bearer" would be blanked out of every record).
+            redact_next = bare.lower() in _AUTH_SCHEMES
+            if not redact_next:
+                found.append(bare)
             continue
         name, equals, value = token.partition("=")
         if equals and is_secret_name(name):

@@ -188,6 +188,11 @@ def test_redact_argv_forms(argv: list[str], expected: list[str]) -> None:
     assert redact_argv(argv) == expected
 
 
+def test_secret_values_of_an_authorization_header() -> None:
+    argv = ["curl", "-H", "Authorization: Bearer s3cr3t-t0ken", "-u", "x"]
+    assert secret_values(argv, {}) == {"s3cr3t-t0ken"}
+
+
 def test_a_value_that_begins_with_a_dash_is_no_param_name() -> None:
     params = parse_argv_params(redact_argv(["--token", "-abcdef", "--lr", "1"]))
     assert params == {"token": REDACTED, "lr": 1}
