@@ -142,7 +142,7 @@ def add_runs(path: Path, count: int) -> Path:
 def _write_runs(stream: IO[bytes], count: int, head: str, tree: str) -> list[tuple[str, str]]:
     """Feed `count` snapshot commits and one notes commit to fast-import; (commit, ref) each."""
     rng = random.Random(3)
-    start = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
     person = f"{IDENTITY['user.name']} <{IDENTITY['user.email']}> {int(start.timestamp())} +0000"
     runs: list[tuple[str, str]] = []
     records: list[bytes] = []

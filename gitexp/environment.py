@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from gitexp.argparams import is_secret_name
+from gitexp.argparams import is_secret_name, redact_text
 from gitexp.probecache import ProbeCache
 
 PACKAGES_OF_INTEREST: tuple[str, ...] = (
@@ -465,9 +465,11 @@ def recorded_env(environ: Mapping[str, str]) -> dict[str, str]:
 
     A name is kept when it is in :data:`ENV_ALLOWLIST` or starts with one of
     :data:`ENV_ALLOWED_PREFIXES`, and :func:`gitexp.argparams.is_secret_name` is false for it.
+    Its value is kept with the secrets inside it redacted (:func:`gitexp.argparams.redact_text`:
+    ``XLA_FLAGS=--token=***``, ``MASTER_ADDR=https://user:***@host``).
     """
     return {
-        name: environ[name]
+        name: redact_text(environ[name])
         for name in sorted(environ)
         if (name in ENV_ALLOWLIST or name.startswith(ENV_ALLOWED_PREFIXES))
         and not is_secret_name(name)

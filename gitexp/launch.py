@@ -16,7 +16,14 @@ import orjson
 import pygit2
 
 from gitexp import environment, ids, probecache, rundir, store
-from gitexp.argparams import parse_argv_params, redact_argv, redact_params
+from gitexp.argparams import (
+    parse_argv_params,
+    redact_argv,
+    redact_params,
+    redact_remembered_secrets,
+    remember_secrets,
+    secret_values,
+)
 from gitexp.claims import claim_run_ref
 from gitexp.errors import GitExpError
 from gitexp.labels import validate_tags
@@ -99,7 +106,11 @@ def run_experiment(
     signature = identity(repo, dict(request.environ))
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
     snapshot = snapshot_tree(repo, max_size)
-    command = redact_argv(request.command)
+    # The program's environment is the user's plus GITEXP_* values, which hold no secret.
+    remember_secrets(secret_values(request.command, request.environ))
+    # Redacted by name, then by value (HF_TOKEN's value passed as `--hub VALUE`), before it
+    # reaches the commit message.
+    command: list[str] = redact_remembered_secrets(redact_argv(request.command))
     root = request.logdir or rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR"))
     # What may take long is gathered before the ref exists: between the ref and its first
     # note, `git exp tag` and friends find a run without a record.
@@ -111,7 +122,8 @@ def run_experiment(
         "gpus": gpu_probe.result(PROBE_TIMEOUT_S),
         "env": environment.recorded_env(request.environ),
         "git": snapshot.git_info(),
-        "params": redact_params(parse_argv_params(program_args(request.command))),
+        # From the redacted command: `--token -abc` must not become the param `abc`.
+        "params": redact_params(parse_argv_params(program_args(command))),
     }
     ref, commit = claim_run_ref(repo, name, snapshot, command, signature)
     gathered["host"] = host_probe.result()  # `uname -p`: a few ms, hidden behind the claim

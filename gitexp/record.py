@@ -14,6 +14,7 @@ import orjson
 import pygit2
 
 from gitexp import store
+from gitexp.argparams import redact_remembered_secrets
 from gitexp.errors import UnreadableRecordError
 
 SCHEMA_VERSION = 1
@@ -26,6 +27,12 @@ RECORD_FIELDS: tuple[str, ...] = (
     "started_at", "ended_at", "duration_s", "exit_code", "signal", "host", "python",
     "packages", "gpus", "env", "git", "params", "metrics", "resources", "message",
     "message_at", "tags", "annotations", "deleted", "rerun_of", "reruns", "artifacts", "error",
+)  # fmt: skip
+# Fields gitexp derives and reads back (ids, refs, its own paths and times): secret values are
+# never searched for there, so a short one cannot garble a run's identity.
+IDENTITY_FIELDS = frozenset(
+    {"schema", "id", "name", "ref", "commit", "status", "run_dir", "started_at", "ended_at",
+     "message_at", "deleted", "rerun_of", "reruns"}
 )  # fmt: skip
 
 
@@ -59,9 +66,16 @@ def new_record(**fields: Any) -> dict[str, Any]:
 def dump_record(record: dict[str, Any]) -> bytes:
     """Pretty-printed JSON with a final newline, as `git notes show` prints it.
 
-    Text that is not valid Unicode (a command-line argument with bytes that are not UTF-8
-    arrives as lone surrogates) is stored with backslash escapes (`\\udcff`).
+    This is the one way a record reaches git, so the secret values this process knows
+    (`gitexp.argparams.remember_secrets`) are replaced by `***` here, in every string of every
+    field but the `IDENTITY_FIELDS`: an error message or traceback, a message, an
+    annotation. Text that is not valid Unicode (a command-line argument with bytes that are
+    not UTF-8 arrives as lone surrogates) is stored with backslash escapes (`\\udcff`).
     """
+    record = {
+        key: value if key in IDENTITY_FIELDS else redact_remembered_secrets(value)
+        for key, value in record.items()
+    }
     options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
     try:
         return orjson.dumps(record, option=options) + b"\n"

@@ -96,7 +96,7 @@ def test_runs_expose_record_fields(repo: Path) -> None:
         [],
     )
     assert first.metrics["loss"]["last"] == 0.5
-    assert first.started_at == dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone.utc)
+    assert first.started_at == dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)
     assert first.duration_s == 12.5 and first.command == ["train.py", "--lr", "0.1"]
     assert first.ref == "refs/experiments/train/20260101.001.aaaa" and len(first.commit) == 40
     assert first.message is None and first.run_dir is None and first.series() == {}
@@ -120,7 +120,7 @@ def test_filters_are_those_of_log(repo: Path) -> None:
     assert ids(tag="best") == ["bbbb"]
     assert ids(where="params.lr < 0.05") == ["bbbb"]
     assert ids(since="2026-01-02") == ["cccc", "bbbb"]
-    assert ids(since=dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc)) == ["cccc"]
+    assert ids(since=dt.datetime(2026, 1, 3, tzinfo=dt.UTC)) == ["cccc"]
     assert ids(include_deleted=True) == ["dddd", "cccc", "bbbb", "aaaa"]
     assert ids(sort="params.lr") == ["bbbb", "aaaa", "cccc"]
     (repo / "sub").mkdir()

@@ -116,7 +116,7 @@ def test_sort_key_puts_numbers_then_strings_then_missing() -> None:
 
 
 def test_since() -> None:
-    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
     assert parse_since("2d", now) == now.timestamp() - 2 * 86400
     assert parse_since("90m", now) == now.timestamp() - 5400
     assert parse_since("2026-11-27T11:00:00+00:00", now) == now.timestamp() - 3600

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from gitexp.argparams import remember_environment_secrets
 from gitexp.cli import (
     artifact,
     checkout,
@@ -84,6 +85,8 @@ for _command in COMMANDS:
 
 def main() -> None:
     """Entry point: one `error:` line and exit 1 for user errors, never a traceback."""
+    # What any command writes to git (a note, an annotation) is cleared of these values.
+    remember_environment_secrets(os.environ)
     try:
         code = cli.main(prog_name="git exp", standalone_mode=False)
     except GitExpError as exc:
