@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo
+from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -69,7 +69,23 @@ def _report(result: Any, as_json: bool) -> None:
     for run in result.conflicts:
         click.echo(f"warning: {run} exists here with another snapshot; kept yours", err=True)
     if result.records is not None:
-        for commit in result.records.unreadable:
-            click.echo(
-                f"warning: record of {commit[:12]} is unreadable on one side; kept yours", err=True
-            )
+        _report_left_out(result.records)
+
+
+def _report_left_out(records: Any) -> None:
+    """One stderr line per record the remote could not change here."""
+    for commit in records.unreadable:
+        click.echo(
+            f"warning: record of {commit[:12]} is unreadable on one side; kept yours", err=True
+        )
+    for commit in records.too_large:
+        click.echo(
+            f"warning: record of {commit[:12]} is larger than exp.maxRecordSize; left out",
+            err=True,
+        )
+    for kept in records.kept_facts:
+        fields = ", ".join(kept.fields)
+        click.echo(
+            safe(f"warning: {kept.run} was recorded here; kept its {fields} (the remote differs)"),
+            err=True,
+        )

@@ -9,8 +9,10 @@ removed. `here` runs in the current working tree instead, after `git exp checkou
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -105,6 +107,7 @@ def rerun_run(
         logdir=root,
         on_started=_linker(repo, original, started, signature, report),
     )
+    _say_where_it_came_from(original, commit.author, root, report)
     _warn_about_gaps(original, request, report)
     if request.here:
         return _rerun_here(repo, original, request, run_request, report)
@@ -265,6 +268,27 @@ def _keep_outputs(
     if moved:
         report(f"gitexp: kept what the program wrote ({len(moved)} path(s)) in {destination}")
     return moved, outputs_dir
+
+
+def _say_where_it_came_from(
+    original: Run, author: pygit2.Signature, root: Path, report: Callable[[str], None]
+) -> None:
+    """Name the machine, user and author of a command recorded elsewhere, before it runs:
+    a pulled or imported record is someone else's word for what to execute."""
+    record = original.record or {}
+    if rundir.recorded_here(record, root, socket.gethostname()):
+        return
+    host = record.get("host")
+    host = host if isinstance(host, dict) else {}
+    command = shlex.join(str(part) for part in record.get("command") or [])
+    report(
+        ids.printable(
+            f"gitexp: note: {original.id} was not recorded in this clone (host "
+            f"{host.get('hostname') or '?'}, user {host.get('user') or '?'}, snapshot by "
+            f"{author.name} <{author.email}>); running its command: {command}",
+            limit=500,
+        )
+    )
 
 
 def _warn_about_gaps(original: Run, request: RerunRequest, report: Callable[[str], None]) -> None:
