@@ -9,30 +9,15 @@ from pathlib import Path
 import pytest
 from conftest import git
 from helpers_e2e import assert_one_error_line, git_exp, repo_state, write_program
+from helpers_sync import PROGRAM, make_clones
 
 from gitexp.sync import merge_records
-
-PROGRAM = "import gitexp\ngitexp.log(step=1, loss=0.5)\n"
 
 
 @pytest.fixture
 def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A bare remote and two clones of it (`a` and `b`) with one shared commit."""
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    a, b = tmp_path / "a", tmp_path / "b"
-    git(tmp_path, "clone", "-q", str(remote), str(a))
-    for clone in (a,):
-        git(clone, "config", "user.name", "A")
-        git(clone, "config", "user.email", "a@example.com")
-    write_program(a / "train.py", PROGRAM)
-    git(a, "add", "train.py")
-    git(a, "commit", "-q", "-m", "train")
-    git(a, "push", "-q", "origin", "main")
-    git(tmp_path, "clone", "-q", str(remote), str(b))
-    git(b, "config", "user.name", "B")
-    git(b, "config", "user.email", "b@example.com")
-    return remote, a, b
+    return make_clones(tmp_path, PROGRAM)
 
 
 def exp(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
