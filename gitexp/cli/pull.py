@@ -17,8 +17,8 @@ def fetch(remote: str | None, as_json: bool) -> None:
     """Download REMOTE's runs and records, without merging the records.
 
     Runs this clone lacks are fetched under refs/experiments/; the remote's
-    records go to refs/notes/remotes/REMOTE/experiments. `git exp pull` also
-    merges them into yours.
+    records go to refs/notes/remotes/REMOTE/experiments, and listings show the
+    fetched runs from there. `git exp pull` also merges them into yours.
 
     \b
     Examples:
@@ -39,9 +39,13 @@ def pull(remote: str | None, as_json: bool) -> None:
     A run only the remote has is added; a run changed on both sides is merged
     field by field: tags added on either side are kept and removed ones stay
     removed, appended notes are united, the record of the run that finished
-    wins for status and metrics, the newest message wins. Nothing is overwritten
-    silently. A run `git exp gc` collected here is not brought back. REMOTE
-    defaults as for `git exp push`.
+    wins for status and metrics, the newest message wins. A run recorded in
+    this clone keeps its facts (command, params, metrics, status, ...): only
+    annotations merge into it, and a warning names the fields the remote
+    changed. Unreadable records never replace readable ones; records over
+    exp.maxRecordSize are left out. Nothing is overwritten silently. A run
+    `git exp gc` collected here is not brought back. REMOTE defaults as for
+    `git exp push`.
 
     \b
     Examples:

@@ -11,7 +11,7 @@ from conftest import git
 from helpers_e2e import assert_one_error_line, git_exp, repo_state, write_program
 from helpers_sync import PROGRAM, make_clones
 
-from gitexp.sync import merge_records
+from gitexp.sync import disputed_facts, merge_records
 
 
 @pytest.fixture
@@ -132,6 +132,36 @@ def test_merge_records_rules() -> None:
         "a",
         "r",
     ]  # no common ancestor (an import): the union
+
+
+def test_merge_records_keeps_every_fact_of_a_run_recorded_here() -> None:
+    local = {
+        "status": "running",
+        "command": ["train.py"],
+        "artifacts": [{"name": "m.pt", "sha256": "aa"}],
+        "tags": [],
+        "message": None,
+    }
+    remote = {
+        **local,
+        "status": "succeeded",
+        "command": ["evil.py"],
+        "artifacts": [{"name": "m.pt", "sha256": "bb"}, {"name": "x", "sha256": "cc"}],
+        "outputs_dir": "/",
+        "tags": ["t"],
+        "message": "hi",
+        "message_at": "2026-01-01",
+    }
+    merged = merge_records(local, remote, None, facts_from_local=True)
+    assert {key: merged[key] for key in ("status", "command", "artifacts")} == {
+        "status": "running",
+        "command": ["train.py"],
+        "artifacts": local["artifacts"],
+    }
+    assert "outputs_dir" not in merged
+    assert merged["tags"] == ["t"] and merged["message"] == "hi"
+    assert disputed_facts(local, remote) == ["status", "command", "artifacts", "outputs_dir"]
+    assert merge_records(local, remote, None)["status"] == "succeeded"  # someone else's run
 
 
 def test_a_removed_tag_stays_removed_across_clones(clones: tuple[Path, Path, Path]) -> None:

@@ -306,3 +306,29 @@ def test_fetch_without_pull_shows_a_teammates_finished_run_as_it_ended(tmp_path:
         assert "succeeded" in line and "loss" in line
     shown = exp(a, "show", theirs["id"]).stdout
     assert "succeeded" in shown and "no record" not in shown
+
+
+def test_a_teammates_run_pulled_while_running_still_gets_its_end(tmp_path: Path) -> None:
+    """The rule protects runs made here only: a teammate's run, tagged here while it was
+    running, still takes its final state from them."""
+    _, a, b = make_clones(tmp_path, GATED)
+    gate = tmp_path / "go"
+    process = start_git_exp(b, "run", "train.py", env=user_env({"GATE": str(gate)}))
+    try:
+        wait_for(lambda: git(b, "notes", "--ref", "experiments", "list").strip(), timeout=60)
+        exp(b, "push")
+        exp(a, "pull")
+        _, commit, running = only_run(a)
+        assert running["status"] == "running"
+        exp(a, "tag", running["id"], "watched")
+    finally:
+        gate.touch()
+        assert process.wait(timeout=60) == 0
+    exp(b, "push")
+
+    result = exp(a, "pull")
+
+    assert "kept" not in result.stderr
+    final = note(a, commit)
+    assert final["status"] == "succeeded" and final["metrics"] == note(b, commit)["metrics"]
+    assert final["tags"] == ["watched"]
