@@ -473,7 +473,9 @@ def _unrecorded_run(
         if status == "running":
             status = _live_status(status, summary[S_HOST], hostname)
         problem, started = summary[S_PROBLEM], summary[S_STARTED]
-        return Run(ref, name, run_id, commit, record, status, problem, started, summary, None, True)
+        return Run(
+            ref, name, run_id, commit, record, status, problem, started, summary, fetched=True
+        )
     committed = _commit_time(repo, commit)
     return Run(
         ref=ref,

@@ -105,9 +105,12 @@ def rerun_run(
         tags=list(request.tags),
         rerun_of=original.id,
         logdir=root,
-        on_started=_linker(repo, original, started, signature, report),
+        on_started=_announced(
+            _origin_note(original, commit.author, root),
+            _linker(repo, original, started, signature, report),
+            report,
+        ),
     )
-    _say_where_it_came_from(original, commit.author, root, report)
     _warn_about_gaps(original, request, report)
     if request.here:
         return _rerun_here(repo, original, request, run_request, report)
@@ -270,25 +273,36 @@ def _keep_outputs(
     return moved, outputs_dir
 
 
-def _say_where_it_came_from(
-    original: Run, author: pygit2.Signature, root: Path, report: Callable[[str], None]
-) -> None:
-    """Name the machine, user and author of a command recorded elsewhere, before it runs:
-    a pulled or imported record is someone else's word for what to execute."""
+def _origin_note(original: Run, author: pygit2.Signature, root: Path) -> str | None:
+    """Where a command recorded elsewhere came from (machine, user, snapshot author): a
+    pulled or imported record is someone else's word for what to execute. None when the
+    run was recorded in this clone."""
     record = original.record or {}
     if rundir.recorded_here(record, root, socket.gethostname()):
-        return
+        return None
     host = record.get("host")
     host = host if isinstance(host, dict) else {}
     command = shlex.join(str(part) for part in record.get("command") or [])
-    report(
-        ids.printable(
-            f"gitexp: note: {original.id} was not recorded in this clone (host "
-            f"{host.get('hostname') or '?'}, user {host.get('user') or '?'}, snapshot by "
-            f"{author.name} <{author.email}>); running its command: {command}",
-            limit=500,
-        )
+    return ids.printable(
+        f"gitexp: note: {original.id} was not recorded in this clone (host "
+        f"{host.get('hostname') or '?'}, user {host.get('user') or '?'}, snapshot by "
+        f"{author.name} <{author.email}>); running its command: {command}",
+        limit=500,
     )
+
+
+def _announced(
+    note: str | None, on_started: Callable[[str, Path], None], report: Callable[[str], None]
+) -> Callable[[str, Path], None]:
+    """`on_started`, saying `note` first: once the new run exists, before the program starts
+    (a rerun refused for a bad name or tag says nothing more than why)."""
+
+    def announce(run_id: str, run_dir: Path) -> None:
+        if note is not None:
+            report(note)
+        on_started(run_id, run_dir)
+
+    return announce
 
 
 def _warn_about_gaps(original: Run, request: RerunRequest, report: Callable[[str], None]) -> None:
