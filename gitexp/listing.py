@@ -66,6 +66,7 @@ class Run:
         "blob",
         "commit",
         "deleted",
+        "fetched",
         "id",
         "name",
         "problem",
@@ -88,6 +89,7 @@ class Run:
         started: float = 0.0,
         summary: list[Any] | None = None,
         load: tuple[pygit2.Repository, str] | None = None,
+        fetched: bool = False,
     ) -> None:
         self.ref, self.name, self.run_id, self.commit = ref, name, run_id, commit
         self.id = f"{name}/{run_id}"  # the run's full name, `<name>/<id>`
@@ -98,6 +100,8 @@ class Run:
         self._record, self._load = record, load
         # The note's blob id, while the record is still to be read from it.
         self.blob: str | None = load[1] if load is not None else None
+        # The record is a remote's, as fetched (not merged here yet: see FetchedRecords).
+        self.fetched = fetched
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r}, commit={self.commit[:12]!r})"
@@ -128,12 +132,15 @@ class Run:
 
     def log_entry(self) -> LogEntry:
         """What `git exp log` shows of this run."""
-        entry = self._cache_row()
+        entry = self._row(self.summary)
         entry[L_STATUS] = self.status
         return entry
 
     def _cache_row(self) -> list[Any]:
-        summary = self.summary
+        # The cache follows our notes only: a fetched record is looked up again each time.
+        return self._row(None if self.fetched else self.summary)
+
+    def _row(self, summary: list[Any] | None) -> list[Any]:
         if summary is None:
             middle = _log_middle(self.duration_s, self.commit, "", self.problem)
             return [self.id, None, self.started, self.deleted, middle, "", self.commit, None]
@@ -244,11 +251,14 @@ def _entries_from_cache(
     """The cached rows with effective statuses; None if a row is malformed."""
     now = time.time()
     rows = index.runs
+    fetched = FetchedRecords(repo)
     for row in rows:
         if type(row) is not list or len(row) != 8 or not isinstance(row[L_STARTED], float | int):
             return None
         status = row[L_STATUS]
         if status is None:  # a ref without a note
+            if fetched.note(row[L_COMMIT]) is not None:
+                return None  # shown from the fetched record: rows are not enough
             row[L_STATUS] = _unrecorded_status(row[L_STARTED], now)
         elif status == "running":
             row[L_STATUS] = _live_status(status, row[L_HOST], hostname)
@@ -259,6 +269,7 @@ def _entries_from_cache(
 
 def _runs_from_refs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run]:
     entries, parsed_records = index.entries, index.parsed
+    fetched = FetchedRecords(repo)
     runs = []
     for ref, commit in store.list_run_refs(repo):
         parsed = parse_run_ref(ref)
@@ -266,7 +277,7 @@ def _runs_from_refs(repo: pygit2.Repository, index: Any, hostname: str) -> list[
             continue
         entry = entries.get(commit)
         if entry is None:
-            runs.append(_unrecorded_run(repo, ref, parsed, commit))
+            runs.append(_unrecorded_run(repo, ref, parsed, commit, fetched, hostname))
         else:
             runs.append(_cached_run(repo, ref, *parsed, commit, entry, parsed_records, hostname))
     runs.sort(key=lambda run: (run.started, run.run_id), reverse=True)
@@ -276,6 +287,7 @@ def _runs_from_refs(repo: pygit2.Repository, index: Any, hostname: str) -> list[
 def _runs_from_cache(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run] | None:
     """The runs of the cached listing (already in order); None if a row is malformed."""
     entries, parsed_records = index.entries, index.parsed
+    fetched = FetchedRecords(repo)
     runs: list[Run] = []
     append = runs.append
     try:
@@ -285,7 +297,7 @@ def _runs_from_cache(repo: pygit2.Repository, index: Any, hostname: str) -> list
             ref = f"{REF_PREFIX}{run_id}"
             entry = entries.get(commit)
             if entry is None:
-                append(_unrecorded_run(repo, ref, (name, rest), commit))
+                append(_unrecorded_run(repo, ref, (name, rest), commit, fetched, hostname))
             else:
                 append(_cached_run(repo, ref, name, rest, commit, entry, parsed_records, hostname))
     except (TypeError, ValueError, IndexError, KeyError, AttributeError):
@@ -369,8 +381,47 @@ def _is_exact(record: dict[str, Any], commit: str, note: bytes) -> bool:
         return False
 
 
-def _unrecorded_run(repo: pygit2.Repository, ref: str, parsed: tuple[str, str], commit: str) -> Run:
+class FetchedRecords:
+    """The remotes' records as last fetched, for runs that have no record here yet.
+
+    `git exp fetch` brings a teammate's runs and puts their records in
+    refs/notes/remotes/<remote>/experiments without merging them: until a pull, a run is
+    shown from there, not as one whose record was never written.
+    """
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self._repo = repo
+        self._tips: list[pygit2.Commit] | None = None  # listed on first use: rarely needed
+
+    def note(self, commit: str) -> bytes | None:
+        if self._tips is None:
+            self._tips = store.tracking_notes_tips(self._repo)
+        for tip in self._tips:
+            data = store.note_in(self._repo, tip, commit)
+            if data is not None:
+                return data
+        return None
+
+
+def _unrecorded_run(
+    repo: pygit2.Repository,
+    ref: str,
+    parsed: tuple[str, str],
+    commit: str,
+    fetched: FetchedRecords,
+    hostname: str,
+) -> Run:
     name, run_id = parsed
+    note = fetched.note(commit)
+    if note is not None:
+        summary, record = summarize(repo, commit, note)
+        status = summary[S_STATUS]
+        if status == "running":
+            status = _live_status(status, summary[S_HOST], hostname)
+        problem, started = summary[S_PROBLEM], summary[S_STARTED]
+        return Run(
+            ref, name, run_id, commit, record, status, problem, started, summary, fetched=True
+        )
     committed = _commit_time(repo, commit)
     return Run(
         ref=ref,

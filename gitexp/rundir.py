@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pygit2
 
 from gitexp.child import is_artifact_name
+from gitexp.ids import parse_run_ref
 from gitexp.repository import common_dir, config_value
 
 OUTPUT_LOG = "output.log"
@@ -36,6 +40,19 @@ def logdir_root(repo: pygit2.Repository, env_logdir: str | None) -> Path:
 
 def run_directory(root: Path, name: str, run_id: str) -> Path:
     return root / name / run_id
+
+
+def recorded_here(record: Mapping[str, Any], root: Path, hostname: str) -> bool:
+    """Whether `record` is of a run this clone recorded: it ran on this machine and its run
+    directory is this clone's `<root>/<name>/<id>` (a record from another clone names that
+    clone's directory, or another host)."""
+    host, run_dir, ref = record.get("host"), record.get("run_dir"), record.get("ref")
+    if not isinstance(host, dict) or host.get("hostname") != hostname:
+        return False
+    parsed = parse_run_ref(ref) if isinstance(ref, str) else None
+    if parsed is None or not isinstance(run_dir, str) or not run_dir:
+        return False
+    return os.path.realpath(run_dir) == os.path.realpath(run_directory(root, *parsed))
 
 
 def read_params(run_dir: Path) -> dict[str, object]:

@@ -25,6 +25,7 @@ from gitexp.ids import REF_PREFIX
 from gitexp.repository import common_dir
 
 NOTES_REF = "refs/notes/experiments"
+TRACKING_NOTES_PREFIX = "refs/notes/remotes/"
 NOTES_COMMIT_MESSAGE = "Notes added by 'git exp'\n"
 RETRY_SECONDS = 20.0
 
@@ -170,9 +171,48 @@ def update_note(
     return written[0]
 
 
+def ref_target(repo: pygit2.Repository, name: str) -> str | None:
+    """The object id `name` points at (whatever its type), or None when there is no such ref."""
+    ref = repo.references.get(name)
+    return None if ref is None else str(ref.resolve().target)
+
+
+def non_commit_kind(repo: pygit2.Repository, name: str) -> str | None:
+    """`blob`, `tree`, ... when the ref `name` does not lead to a commit; None when it does
+    (or does not exist)."""
+    ref = repo.references.get(name)
+    if ref is None:
+        return None
+    try:
+        ref.peel(pygit2.Commit)
+    except (pygit2.GitError, ValueError, KeyError):
+        target = repo.get(ref.resolve().target)
+        return target.type_str if target is not None else "missing object"
+    return None
+
+
+def reset_tracking_ref(repo: pygit2.Repository, name: str, target: str | None) -> None:
+    """Point a remote-tracking ref back at `target` (None: delete it). Tracking refs mirror a
+    remote, as `git fetch` forces them: no compare-and-swap."""
+    if target is None:
+        delete_ref(repo, name)
+    else:
+        repo.references.create(name, target, force=True)
+
+
+def tracking_notes_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
+    """Every remote's notes commit as last fetched (refs/notes/remotes/*/experiments); a ref
+    that does not lead to a commit is left out."""
+    tips = []
+    for name in sorted(run_ref_names(repo, TRACKING_NOTES_PREFIX)):
+        if name.endswith("/experiments") and non_commit_kind(repo, name) is None:
+            tips.append(repo.references[name].peel(pygit2.Commit))
+    return tips
+
+
 def tracking_notes_ref(remote: str) -> str:
     """Where this clone keeps `remote`'s notes as last fetched or pushed."""
-    return f"refs/notes/remotes/{remote}/experiments"
+    return f"{TRACKING_NOTES_PREFIX}{remote}/experiments"
 
 
 def swap_notes(
@@ -332,6 +372,11 @@ def read_blob(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
     """The content of blob `oid`, straight from the object database."""
     # odb.read skips building a Blob object: half the cost of repo[oid].data per note.
     return cast(bytes, repo.odb.read(oid)[1])
+
+
+def blob_size(repo: pygit2.Repository, oid: pygit2.Oid | str) -> int:
+    """The size of blob `oid` in bytes, without reading it."""
+    return int(repo.odb.read_header(oid)[1])
 
 
 def walk_note_blobs(commit: pygit2.Commit) -> Iterator[tuple[str, pygit2.Oid]]:

@@ -14,6 +14,7 @@ from conftest import git
 from helpers import SIGNATURE, make_run
 
 from gitexp import ids
+from gitexp.deletions import remember_deletion
 from gitexp.record import new_record, update_record
 
 
@@ -29,7 +30,8 @@ def fake_run(
     files: dict[str, bytes] | None = None,
     **fields: Any,
 ) -> tuple[str, str]:
-    """A finished run stored as gitexp stores one, with a run directory holding `files`."""
+    """A finished run stored as gitexp stores one, with a run directory holding `files`; a
+    `deleted` mark is one made here (as `git exp rm` makes it)."""
     if run_dir is not None:
         for relative, data in (files or {}).items():
             target = run_dir / relative
@@ -45,7 +47,10 @@ def fake_run(
         started_at="2026-01-01T00:00:00.000+00:00",
     )
     record.update(fields)
-    return make_run(repo, name, run_id, record)
+    made = make_run(repo, name, run_id, record)
+    if isinstance(fields.get("deleted"), str):
+        remember_deletion(repo, made[1], fields["deleted"])
+    return made
 
 
 def set_fields(repo: pygit2.Repository, commit: str, **fields: Any) -> None:

@@ -29,9 +29,11 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
     For each such run: its ref and its run directory go, and the space freed is
     reported. Its record stays, marked deleted, so that `git exp push` tells other
     clones the run was deleted (and `git exp pull` does not bring it back). A
-    marked run that is still running is skipped. Runs not marked deleted are never
-    touched. The snapshot commits become unreachable; `git gc` prunes them on its
-    own schedule (this command does not run it).
+    marked run that is still running is skipped, and so is a run whose run
+    directory is here when its mark came with a pull (`git exp rm` it here).
+    Runs not marked deleted are never touched. The snapshot commits become
+    unreachable; `git gc` prunes them on its own schedule (this command does
+    not run it).
 
     \b
     Examples:

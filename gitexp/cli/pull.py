@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo
+from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -17,8 +17,8 @@ def fetch(remote: str | None, as_json: bool) -> None:
     """Download REMOTE's runs and records, without merging the records.
 
     Runs this clone lacks are fetched under refs/experiments/; the remote's
-    records go to refs/notes/remotes/REMOTE/experiments. `git exp pull` also
-    merges them into yours.
+    records go to refs/notes/remotes/REMOTE/experiments, and listings show the
+    fetched runs from there. `git exp pull` also merges them into yours.
 
     \b
     Examples:
@@ -39,9 +39,13 @@ def pull(remote: str | None, as_json: bool) -> None:
     A run only the remote has is added; a run changed on both sides is merged
     field by field: tags added on either side are kept and removed ones stay
     removed, appended notes are united, the record of the run that finished
-    wins for status and metrics, the newest message wins. Nothing is overwritten
-    silently. A run `git exp gc` collected here is not brought back. REMOTE
-    defaults as for `git exp push`.
+    wins for status and metrics, the newest message wins. A run recorded in
+    this clone keeps its facts (command, params, metrics, status, ...): only
+    annotations merge into it, and a warning names the fields the remote
+    changed. Unreadable records never replace readable ones; records over
+    exp.maxRecordSize are left out. Nothing is overwritten silently. A run
+    `git exp gc` collected here is not brought back. REMOTE defaults as for
+    `git exp push`.
 
     \b
     Examples:
@@ -69,7 +73,23 @@ def _report(result: Any, as_json: bool) -> None:
     for run in result.conflicts:
         click.echo(f"warning: {run} exists here with another snapshot; kept yours", err=True)
     if result.records is not None:
-        for commit in result.records.unreadable:
-            click.echo(
-                f"warning: record of {commit[:12]} is unreadable on one side; kept yours", err=True
-            )
+        _report_left_out(result.records)
+
+
+def _report_left_out(records: Any) -> None:
+    """One stderr line per record the remote could not change here."""
+    for commit in records.unreadable:
+        click.echo(
+            f"warning: record of {commit[:12]} is unreadable on one side; kept yours", err=True
+        )
+    for commit in records.too_large:
+        click.echo(
+            f"warning: record of {commit[:12]} is larger than exp.maxRecordSize; left out",
+            err=True,
+        )
+    for kept in records.kept_facts:
+        fields = ", ".join(kept.fields)
+        click.echo(
+            safe(f"warning: {kept.run} was recorded here; kept its {fields} (the remote differs)"),
+            err=True,
+        )

@@ -19,7 +19,8 @@ def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
     Pushes refs/experiments/* and refs/notes/experiments through git, so your
     credentials and SSH setup apply, in one atomic push. Never forces: when the
     remote has records you do not, nothing is pushed and you are asked to `git exp
-    pull` first; a run id the remote holds with another snapshot is left out with
+    pull` first; when the remote refuses for its own reasons (a hook, fsck), its
+    message is shown; a run id the remote holds with another snapshot is left out with
     a warning. REMOTE defaults to exp.remote, then the current branch's remote,
     then origin.
 

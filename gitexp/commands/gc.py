@@ -25,12 +25,17 @@ from typing import Any
 import pygit2
 
 from gitexp import rundir, store
+from gitexp.deletions import deleted_here
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
 
 AGE = re.compile(r"(\d+)([smhdw])\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MARKED_ELSEWHERE = (
+    "marked deleted by another clone (it came with a pull), and its run directory is here: "
+    "left alone (`git exp rm {run}` here collects it)"
+)
 
 
 class InvalidAgeError(GitExpError):
@@ -117,13 +122,16 @@ def collect_garbage(
 ) -> GcReport:
     """Remove the runs marked deleted (at least `older_than` seconds ago, when given).
 
-    A marked run that is still running is skipped. Run directories are removed only when the
-    record's `run_dir` is exactly `<logdir root>/<name>/<id>` (symlinks resolved): records
-    can come from other people's remotes and must never steer a deletion elsewhere.
+    A marked run that is still running is skipped, and so is one whose run directory is
+    here when the mark was not made here (`gitexp.deletions`). Run directories are removed
+    only when the record's `run_dir` is exactly `<logdir root>/<name>/<id>` (symlinks
+    resolved): records can come from other people's remotes and must never steer a deletion
+    elsewhere.
     """
     now = time.time() if now is None else now
     report = GcReport(dry_run=dry_run)
     root = rundir.logdir_root(repo, env_logdir)
+    marked_here: set[tuple[str, str]] | None = None
     for run in list_runs(repo):
         if not run.deleted:  # the summary: no record is read for the runs that stay
             continue
@@ -131,7 +139,13 @@ def collect_garbage(
         if skip is not None:
             report.skipped.append(skip)
             continue
-        report.removed.append(_plan(run, root))
+        planned = _plan(run, root)
+        if planned.run_dir is not None:
+            marked_here = deleted_here(repo) if marked_here is None else marked_here
+            if (run.commit, planned.deleted) not in marked_here:
+                report.skipped.append(GcSkip(run.id, MARKED_ELSEWHERE.format(run=run.id)))
+                continue
+        report.removed.append(planned)
     if dry_run or not report.removed:
         return report
     report.removed = _delete_refs(repo, report.removed, report.skipped)

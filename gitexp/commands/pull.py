@@ -8,18 +8,24 @@ one that exists here already is the same run). The remote's notes land in
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pygit2
 
-from gitexp import store
+from gitexp import rundir, store
+from gitexp.errors import GitExpError
 from gitexp.gitcmd import remote_refs, run_git
-from gitexp.ids import REF_PREFIX, parse_run_ref
+from gitexp.ids import REF_PREFIX, parse_run_ref, printable
 from gitexp.listing import deleted_records
-from gitexp.repository import default_remote, identity
+from gitexp.repository import config_size, default_remote, identity
 from gitexp.store import tracking_notes_ref
-from gitexp.sync import NotesMerge, merge_notes
+from gitexp.sync import DEFAULT_MAX_RECORD_SIZE, MergePolicy, NotesMerge, merge_notes
+
+
+class RemoteNotesError(GitExpError):
+    """A remote's notes ref holds something other than a notes commit."""
 
 
 @dataclass
@@ -52,6 +58,7 @@ def _fetch_runs(
     ours = dict(store.list_run_refs(repo))
     collected = deleted_records(repo) - set(ours.values())  # collected here by gc
     refspecs = []
+    notes_before = store.ref_target(repo, tracking_notes_ref(remote))
     for ref, oid in sorted(theirs.items()):
         if ref == store.NOTES_REF:
             refspecs.append(f"+{ref}:{tracking_notes_ref(remote)}")
@@ -65,7 +72,22 @@ def _fetch_runs(
         elif ours[ref] != oid:
             result.conflicts.append(ref[len(REF_PREFIX) :])
     _fetch(repo, remote, refspecs, environ)
+    _check_fetched_notes(repo, remote, notes_before)
     return result, theirs
+
+
+def _check_fetched_notes(repo: pygit2.Repository, remote: str, before: str | None) -> None:
+    """Refuse a remote notes ref that is not a commit (a blob, a tree): the tracking ref goes
+    back to what it was, so nothing else (another remote, a listing) ever reads it."""
+    tracking = tracking_notes_ref(remote)
+    kind = store.non_commit_kind(repo, tracking)
+    if kind is None:
+        return
+    store.reset_tracking_ref(repo, tracking, before)
+    raise RemoteNotesError(
+        f"{printable(remote, limit=100)}'s {store.NOTES_REF} is a {kind}, not a notes commit: "
+        "its records were not fetched (runs were)"
+    )
 
 
 def _fetch(
@@ -91,7 +113,11 @@ def pull_runs(
     result, theirs = _fetch_runs(repo, remote, environ)
     fetched = [theirs[REF_PREFIX + run] for run in result.new_runs]
     result.records = merge_notes(
-        repo, tracking_notes_ref(result.remote), identity(repo, environ), fetched
+        repo,
+        tracking_notes_ref(result.remote),
+        identity(repo, environ),
+        merge_policy(repo, environ),
+        fetched,
     )
     if result.collected:
         still_deleted = deleted_records(repo)  # their refs are not here: collected, or restored
@@ -107,3 +133,13 @@ def pull_runs(
         result.collected = [run for run in result.collected if run not in restored]
         result.new_runs.extend(restored)
     return result
+
+
+def merge_policy(repo: pygit2.Repository, environ: Mapping[str, str]) -> MergePolicy:
+    """Which records this clone recorded (their facts stay), and the largest record taken."""
+    root = rundir.logdir_root(repo, environ.get("GITEXP_LOGDIR"))
+    hostname = socket.gethostname()
+    return MergePolicy(
+        recorded_here=lambda record: rundir.recorded_here(record, root, hostname),
+        max_record_size=config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE),
+    )

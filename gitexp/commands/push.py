@@ -9,7 +9,7 @@ import pygit2
 
 from gitexp import store
 from gitexp.gitcmd import GitCommandError, GitResult, git_failure, remote_refs, run_git
-from gitexp.ids import REF_PREFIX
+from gitexp.ids import REF_PREFIX, printable
 from gitexp.repository import default_remote
 from gitexp.selection import select_runs
 
@@ -106,14 +106,14 @@ def _read_push_report(
 ) -> PushResult:
     """Interpret `git push --porcelain`: one `<flag>\\t<from>:<to>\\t<summary>` line per ref."""
     result = PushResult(remote, records="up to date" if has_notes else "none")
-    rejected = []
+    rejected: dict[str, str] = {}  # ref -> git's summary ("[rejected] (fetch first)")
     for line in stdout.splitlines():
         parts = line.split("\t")
         if len(parts) < 3 or len(parts[0]) != 1:
             continue
         flag, (_, _, target) = parts[0], parts[1].partition(":")
         if flag == "!" and "atomic push failed" not in parts[2]:
-            rejected.append(target)  # (the others were only held back with it)
+            rejected[target] = parts[2]  # (the others were only held back with it)
         elif flag == "!":
             continue
         elif target == store.NOTES_REF:
@@ -122,14 +122,35 @@ def _read_push_report(
             result.up_to_date += 1
         else:
             result.pushed.append(target)
+    refused = {ref: summary for ref, summary in rejected.items() if not _out_of_date(summary)}
+    if refused:
+        raise _refusal(next(iter(refused.values())), stderr)
     if store.NOTES_REF in rejected:
         raise GitCommandError(NOTES_REJECTED.format(remote=remote))
     if rejected:
         raise GitCommandError(
-            f"the remote refused {len(rejected)} run ref(s), e.g. {rejected[0]}: "
+            f"the remote refused {len(rejected)} run ref(s), e.g. {next(iter(rejected))}: "
             "a run of that id already exists there with another snapshot"
         )
     if code != 0:
         lines = [line for line in stderr.strip().splitlines() if line.strip()]
         raise GitCommandError(f"git push failed: {lines[-1] if lines else 'exit status 1'}")
     return result
+
+
+def _out_of_date(summary: str) -> bool:
+    """git's summary for a ref that is behind the remote's (not a refusal by the remote)."""
+    return summary.startswith("[rejected]") and any(
+        reason in summary for reason in ("fetch first", "non-fast-forward", "already exists")
+    )
+
+
+def _refusal(summary: str, stderr: str) -> GitCommandError:
+    """The remote's own reason (a hook's message, fsck's complaint) as one line."""
+    said = [
+        line[len("remote:") :].strip() for line in stderr.splitlines() if line.startswith("remote:")
+    ]
+    why = summary.partition("(")[2].rstrip(")") or summary
+    told = " ".join(line for line in said if line)
+    detail = f"{why}: {told}" if told else why
+    return GitCommandError(f"the remote refused the push ({printable(detail, limit=300)})")

@@ -9,8 +9,10 @@ removed. `here` runs in the current working tree instead, after `git exp checkou
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -100,7 +102,11 @@ def rerun_run(
         tags=list(request.tags),
         rerun_of=original.id,
         logdir=root,
-        on_started=_linker(repo, original, started, signature, report),
+        on_started=_announced(
+            _origin_note(original, commit.author, root),
+            _linker(repo, original, started, signature, report),
+            report,
+        ),
     )
     _warn_about_gaps(original, request, report)
     if request.here:
@@ -262,6 +268,38 @@ def _keep_outputs(
     if moved:
         report(f"gitexp: kept what the program wrote ({len(moved)} path(s)) in {destination}")
     return moved, outputs_dir
+
+
+def _origin_note(original: Run, author: pygit2.Signature, root: Path) -> str | None:
+    """Where a command recorded elsewhere came from (machine, user, snapshot author): a
+    pulled or imported record is someone else's word for what to execute. None when the
+    run was recorded in this clone."""
+    record = original.record or {}
+    if rundir.recorded_here(record, root, socket.gethostname()):
+        return None
+    host = record.get("host")
+    host = host if isinstance(host, dict) else {}
+    command = shlex.join(str(part) for part in record.get("command") or [])
+    return ids.printable(
+        f"gitexp: note: {original.id} was not recorded in this clone (host "
+        f"{host.get('hostname') or '?'}, user {host.get('user') or '?'}, snapshot by "
+        f"{author.name} <{author.email}>); running its command: {command}",
+        limit=500,
+    )
+
+
+def _announced(
+    note: str | None, on_started: Callable[[str, Path], None], report: Callable[[str], None]
+) -> Callable[[str, Path], None]:
+    """`on_started`, saying `note` first: once the new run exists, before the program starts
+    (a rerun refused for a bad name or tag says nothing more than why)."""
+
+    def announce(run_id: str, run_dir: Path) -> None:
+        if note is not None:
+            report(note)
+        on_started(run_id, run_dir)
+
+    return announce
 
 
 def _warn_about_gaps(original: Run, request: RerunRequest, report: Callable[[str], None]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pygit2
 
+from gitexp.deletions import remember_deletion
 from gitexp.record import now_iso, update_record
 from gitexp.repository import identity
 from gitexp.selection import select_runs
@@ -40,5 +41,7 @@ def mark_deleted(
                 record["deleted"] = now_iso() if deleted else None
 
         saved = update_record(repo, run.commit, mutate, signature)
+        if deleted and isinstance(saved.get("deleted"), str):
+            remember_deletion(repo, run.commit, saved["deleted"])  # gc collects only these
         changes.append(MarkChange(run.id, changed[0], saved.get("deleted")))
     return changes

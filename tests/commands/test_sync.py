@@ -9,30 +9,15 @@ from pathlib import Path
 import pytest
 from conftest import git
 from helpers_e2e import assert_one_error_line, git_exp, repo_state, write_program
+from helpers_sync import PROGRAM, make_clones
 
-from gitexp.sync import merge_records
-
-PROGRAM = "import gitexp\ngitexp.log(step=1, loss=0.5)\n"
+from gitexp.sync import disputed_facts, merge_records
 
 
 @pytest.fixture
 def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A bare remote and two clones of it (`a` and `b`) with one shared commit."""
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    a, b = tmp_path / "a", tmp_path / "b"
-    git(tmp_path, "clone", "-q", str(remote), str(a))
-    for clone in (a,):
-        git(clone, "config", "user.name", "A")
-        git(clone, "config", "user.email", "a@example.com")
-    write_program(a / "train.py", PROGRAM)
-    git(a, "add", "train.py")
-    git(a, "commit", "-q", "-m", "train")
-    git(a, "push", "-q", "origin", "main")
-    git(tmp_path, "clone", "-q", str(remote), str(b))
-    git(b, "config", "user.name", "B")
-    git(b, "config", "user.email", "b@example.com")
-    return remote, a, b
+    return make_clones(tmp_path, PROGRAM)
 
 
 def exp(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -147,6 +132,36 @@ def test_merge_records_rules() -> None:
         "a",
         "r",
     ]  # no common ancestor (an import): the union
+
+
+def test_merge_records_keeps_every_fact_of_a_run_recorded_here() -> None:
+    local = {
+        "status": "running",
+        "command": ["train.py"],
+        "artifacts": [{"name": "m.pt", "sha256": "aa"}],
+        "tags": [],
+        "message": None,
+    }
+    remote = {
+        **local,
+        "status": "succeeded",
+        "command": ["evil.py"],
+        "artifacts": [{"name": "m.pt", "sha256": "bb"}, {"name": "x", "sha256": "cc"}],
+        "outputs_dir": "/",
+        "tags": ["t"],
+        "message": "hi",
+        "message_at": "2026-01-01",
+    }
+    merged = merge_records(local, remote, None, facts_from_local=True)
+    assert {key: merged[key] for key in ("status", "command", "artifacts")} == {
+        "status": "running",
+        "command": ["train.py"],
+        "artifacts": local["artifacts"],
+    }
+    assert "outputs_dir" not in merged
+    assert merged["tags"] == ["t"] and merged["message"] == "hi"
+    assert disputed_facts(local, remote) == ["status", "command", "artifacts", "outputs_dir"]
+    assert merge_records(local, remote, None)["status"] == "succeeded"  # someone else's run
 
 
 def test_a_removed_tag_stays_removed_across_clones(clones: tuple[Path, Path, Path]) -> None:
