@@ -6,10 +6,11 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from gitexp.errors import ProgramNotFoundError
-from gitexp.ids import PYTHON_LAUNCHER, printable
+from gitexp.ids import printable
+from gitexp.pythonargv import is_python_launcher
 
 
 @dataclass
@@ -37,7 +38,7 @@ def resolve_program(
             raise ProgramNotFoundError(f"program not found: {printable(program)}")
         return Launch([python_on_path, program, *args], python_on_path, python_on_path, True)
     executable = _find_executable(program, cwd, path_env)
-    is_python = bool(PYTHON_LAUNCHER.match(PurePath(executable).name))
+    is_python = is_python_launcher(executable)
     python = executable if is_python else python_on_path
     return Launch([program, *args], executable, python, is_python)
 

@@ -23,6 +23,7 @@ from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
 from gitexp.probecache import ProbeCache
 from gitexp.program import Launch, resolve_program
+from gitexp.pythonargv import is_python_launcher, parse_python_command
 from gitexp.record import (
     dump_record,
     load_record,
@@ -48,8 +49,6 @@ PROBE_TIMEOUT_S = 10.0
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 EXIT_USAGE = 2  # argparse, click and optparse exit 2 on bad arguments
-# Interpreter options that take a value: `python -W ignore train.py --lr 0.1`.
-PYTHON_OPTIONS_WITH_VALUE = ("-m", "-c", "-W", "-X", "--check-hash-based-pycs")
 
 
 @dataclass
@@ -175,19 +174,9 @@ def run_experiment(
 
 def program_args(command: Sequence[str]) -> list[str]:
     """The arguments the program itself gets: after `python [options] script|-m mod|-c code`."""
-    if not ids.PYTHON_LAUNCHER.match(Path(command[0]).name):
+    if not is_python_launcher(command[0]):
         return list(command[1:])
-    index = 1
-    while index < len(command):
-        token = command[index]
-        index += 1
-        if token in PYTHON_OPTIONS_WITH_VALUE:
-            index += 1
-            if token in ("-m", "-c"):
-                break
-        elif token.startswith(("-m", "-c")) or not token.startswith("-") or token == "-":
-            break
-    return list(command[index:])
+    return parse_python_command(command[1:]).args
 
 
 def validate_tags(tags: Sequence[str]) -> list[str]:
