@@ -33,8 +33,9 @@ from gitexp.cli import (
     ui,
 )
 from gitexp.cli.common import CONTEXT, safe
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 
+EXIT_USAGE = 2  # click's own exit code for a bad command line
 EXIT_INTERNAL_ERROR = 70
 COMMANDS = (
     run.run,
@@ -83,12 +84,13 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    """Entry point: one `error:` line and exit 1 for user errors, never a traceback."""
+    """Entry point: one `error:` line and exit 1 for user errors (2 for usage errors), never
+    a traceback."""
     try:
         code = cli.main(prog_name="git exp", standalone_mode=False)
     except GitExpError as exc:
         click.echo(f"error: {safe(str(exc))}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else 1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

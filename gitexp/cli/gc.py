@@ -35,10 +35,11 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
       git exp gc --older-than 30d
       git exp gc --json
     """
-    from gitexp.commands.gc import collect_garbage, parse_age
+    from gitexp.commands.gc import collect_garbage
     from gitexp.display import format_size
+    from gitexp.query import parse_duration
 
-    age = parse_age(older_than)
+    age = parse_duration(older_than, "--older-than")
     report = collect_garbage(
         open_repo(),
         older_than=age,
