@@ -6,7 +6,7 @@ import os
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -18,8 +18,8 @@ from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
     show_default=True,
     help="Only runs marked deleted at least AGE ago: 30d, 12h, 90m, 2w (0: all marked).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
-def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
+@output_options("Print what was removed as JSON.")
+def gc(dry_run: bool, older_than: str, fmt: OutputFormat) -> None:
     """Physically remove the runs marked deleted by `git exp rm`, and nothing else.
 
     For each such run: its ref and its run directory go, and the space freed is
@@ -46,7 +46,7 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
         dry_run=dry_run,
         env_logdir=os.environ.get("GITEXP_LOGDIR"),
     )
-    if as_json:
+    if fmt == "json":
         echo_json(report.as_json())
     else:
         verb = "would remove" if dry_run else "removed"
@@ -60,7 +60,7 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
             click.echo(f"would remove {count}, freeing {freed} (dry run: nothing changed)")
         else:
             click.echo(f"removed {count}, freed {freed}")
-    if not as_json:
+    if fmt != "json":
         for skip in report.skipped:
             click.echo(safe(f"skipped {skip.id}: {skip.reason}"), err=True)
     for problem in report.problems:

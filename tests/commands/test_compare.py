@@ -184,7 +184,7 @@ def test_bad_input(runs: None, repo_dir: Path) -> None:
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
         assert message is None or result.stderr == message
     both = invoke("compare", "--csv", "--md")
-    assert both.exit_code == 2 and "choose one of --csv, --md and --json" in both.stderr
+    assert both.exit_code == 2 and "choose one of --json, --csv and --md" in both.stderr
 
 
 def test_leaves_the_repository_alone(runs: None, repo_dir: Path) -> None:
