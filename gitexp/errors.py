@@ -16,33 +16,9 @@ class UsageError(GitExpError):
     """The command line is wrong (a bad option value or combination): the CLI exits 2."""
 
 
-class NotARepositoryError(GitExpError):
-    """The current directory is not inside a git repository."""
-
-
-class BareRepositoryError(GitExpError):
-    """The command needs a working tree but the repository is bare."""
-
-
 class InvalidNameError(GitExpError):
     """An experiment name or run spec is not allowed."""
 
 
 class UnknownRunError(GitExpError):
     """No run matches the given spec."""
-
-
-class AmbiguousRunError(GitExpError):
-    """More than one run matches the given spec."""
-
-
-class ProgramNotFoundError(GitExpError):
-    """The program to run does not exist or cannot be executed."""
-
-
-class ConcurrentUpdateError(GitExpError):
-    """A ref stayed locked or kept changing under us through every retry."""
-
-
-class UnreadableRecordError(GitExpError):
-    """A run's record is missing or is not valid JSON, so it cannot be changed."""

@@ -16,7 +16,7 @@ import pygit2
 
 from gitexp import store
 from gitexp.display import format_duration, metrics_line
-from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
+from gitexp.errors import GitExpError, InvalidNameError, UnknownRunError
 from gitexp.ids import REF_PREFIX, RUN_ID_PATTERN, parse_run_ref, printable
 from gitexp.record import effective_status, load_record
 
@@ -400,7 +400,7 @@ def resolve_run_spec(runs: list[Run], spec: str) -> Run:
     if len(matches) > 1:
         shown = ", ".join(run.id for run in matches[:10])
         more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-        raise AmbiguousRunError(f"ambiguous run '{spec}': it matches {shown}{more}")
+        raise GitExpError(f"ambiguous run '{spec}': it matches {shown}{more}")
     return matches[0]
 
 

@@ -15,6 +15,7 @@ from typing import Any, overload
 
 from gitexp import listing
 from gitexp.display import format_duration, format_value
+from gitexp.errors import GitExpError
 from gitexp.extras import MissingExtraError, require
 from gitexp.ids import printable
 from gitexp.record import RECORD_FIELDS
@@ -264,12 +265,7 @@ def series_rows(series: Series) -> list[dict[str, Any]]:
 def _plot(
     selected: list[Run], metrics: Sequence[str] | None, series: dict[str, Series] | None = None
 ) -> SvgFigure:
-    from gitexp.commands.plot import (
-        NoMetricsError,
-        UnknownMetricError,
-        default_metrics,
-        short_labels,
-    )
+    from gitexp.commands.plot import default_metrics, short_labels
     from gitexp.plotting import render_svg_element
 
     feature = "gitexp plots"
@@ -278,12 +274,10 @@ def _plot(
     logged = [one for one in every.values() if one]
     available = list(dict.fromkeys(name for one in logged for name in one))
     if not available:
-        raise NoMetricsError("no metrics to plot: these runs logged none")
+        raise GitExpError("no metrics to plot: these runs logged none")
     for metric in metrics or ():
         if metric not in available:
-            raise UnknownMetricError(
-                f"unknown metric '{metric}': the runs logged {', '.join(available)}"
-            )
+            raise GitExpError(f"unknown metric '{metric}': the runs logged {', '.join(available)}")
     chosen = list(dict.fromkeys(metrics)) if metrics else default_metrics(logged, available)
     labels = short_labels([run._run for run in selected])
     curves = [(label, every[run.id]) for run, label in zip(selected, labels, strict=True)]

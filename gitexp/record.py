@@ -14,7 +14,7 @@ import orjson
 import pygit2
 
 from gitexp import store
-from gitexp.errors import UnreadableRecordError
+from gitexp.errors import GitExpError
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed", "saved")
@@ -150,7 +150,7 @@ def update_record(
 
     `mutate` runs on the latest record on every compare-and-swap attempt, so an annotation
     made while the run is going and the run's own final update never lose each other.
-    A missing or unreadable record raises UnreadableRecordError; nothing is written then.
+    A missing or unreadable record raises GitExpError; nothing is written then.
     """
 
     def change(old: bytes | None) -> bytes:
@@ -163,4 +163,4 @@ def update_record(
     try:
         return load_record(store.update_note(repo, commit, change, signature))
     except ValueError as exc:
-        raise UnreadableRecordError(f"cannot change the record of {commit[:12]}: {exc}") from None
+        raise GitExpError(f"cannot change the record of {commit[:12]}: {exc}") from None

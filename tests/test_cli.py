@@ -275,3 +275,22 @@ def test_every_json_flag_is_the_shared_option() -> None:
             assert json_param.name == "as_json", name
             assert ("--csv" in flags) == ("--md" in flags), name
             assert command.callback is not None and hasattr(command.callback, "__wrapped__"), name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("init", "--hooks", "--uninstall-hooks"), "--hooks and --uninstall-hooks cannot be used"),
+        (("export", "-o", "x.tar.gz"), "name the runs to export (RUN...), or use --all or --where"),
+        (("gc", "--older-than", "soon"), "invalid --older-than 'soon': use a duration"),
+        (("log", "--where", "("), "invalid --where expression: "),
+        (("compare", "--where", "a =="), "invalid --where expression: "),
+    ],
+)
+def test_usage_errors_exit_2(
+    monkeypatch: pytest.MonkeyPatch, repo_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    code, stdout, stderr = invoke_main(monkeypatch, *args)
+
+    assert (code, stdout) == (2, "")
+    assert assert_one_error_line(stderr).startswith(message)

@@ -76,6 +76,10 @@ def cli() -> None:
     Runs live on refs/experiments/<name>/<id>, their records in git notes on
     refs/notes/experiments; your branch, index, working tree and stash are never
     touched. Format: docs/format.md.
+
+    Exit status: 0 success, 1 error, 2 usage error (a bad option, value or
+    combination), 70 internal error (a bug in gitexp), 130 interrupted (Ctrl-C);
+    `git exp run` and `git exp rerun` exit with the program's own status.
     """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
+from gitexp.errors import GitExpError
 
 
 @click.command(context_settings=CONTEXT)
@@ -40,7 +41,7 @@ def artifact(run_spec: str, name: str | None, verify: bool, fmt: OutputFormat) -
 
 
 def _list(run_spec: str, verify: bool, as_json: bool) -> None:
-    from gitexp.commands.artifact import OK, ArtifactStateError, list_artifacts
+    from gitexp.commands.artifact import OK, list_artifacts
     from gitexp.display import format_size
 
     run, artifacts = list_artifacts(open_repo(), run_spec, verify)
@@ -55,7 +56,7 @@ def _list(run_spec: str, verify: bool, as_json: bool) -> None:
             click.echo(safe(line + state))
     bad = [item for item in artifacts if item.state != OK]
     if bad:
-        raise ArtifactStateError(
+        raise GitExpError(
             f"{len(bad)} of {len(artifacts)} artifacts of {run.id} are not as recorded: "
             + "; ".join(f"'{item.name}' {item.detail}" for item in bad[:3])
             + (" ..." if len(bad) > 3 else "")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 
 
 @click.command(context_settings=CONTEXT)
@@ -52,7 +52,7 @@ def export(
     from gitexp.display import format_size
 
     if output == "-" and fmt == "json":
-        raise GitExpError("--json cannot go with -o - (stdout carries the archive)")
+        raise UsageError("--json cannot go with -o - (stdout carries the archive)")
     if output == "-" and sys.stdout.isatty():
         raise GitExpError("refusing to write a binary archive to a terminal: use -o FILE")
     repo = open_repo()

@@ -53,10 +53,6 @@ NOTES_MESSAGE = "Notes added by 'git exp import'\n"
 COPY_CHUNK = 1024 * 1024
 
 
-class ArchiveError(GitExpError):
-    """An archive that is not a valid gitexp export: damaged, tampered with, or hostile."""
-
-
 @dataclass
 class ArchivedRun:
     """One run as the archive's manifest describes it."""
@@ -192,14 +188,14 @@ def _references(obj: pygit2.Object) -> Iterator[pygit2.Oid]:
 @contextlib.contextmanager
 def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
     """The archive, read once in order (stream mode, never seeking back); read errors
-    anywhere in the block become one ArchiveError."""
+    anywhere in the block become one GitExpError."""
     try:
         with tarfile.open(path, mode="r|gz") as archive:
             yield archive
     except FileNotFoundError:
-        raise ArchiveError(f"no such file: {path}") from None
+        raise GitExpError(f"no such file: {path}") from None
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ArchiveError(f"cannot read {path}: {exc}") from None
+        raise GitExpError(f"cannot read {path}: {exc}") from None
 
 
 def _members(
@@ -217,7 +213,7 @@ def _members(
 
 
 def _check_member(member: tarfile.TarInfo, path: Path, root: Path) -> tuple[str, str]:
-    """What the member is, or ArchiveError when the format does not allow it there."""
+    """What the member is, or GitExpError when the format does not allow it there."""
     name = member.name
     shown = f"member '{printable(name[:200])}'"
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
@@ -455,5 +451,5 @@ def _record_changes(
     return changes, updated
 
 
-def _refused(path: Path, reason: str) -> ArchiveError:
-    return ArchiveError(f"refusing {path.name}: {reason}")
+def _refused(path: Path, reason: str) -> GitExpError:
+    return GitExpError(f"refusing {path.name}: {reason}")

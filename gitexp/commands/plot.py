@@ -17,14 +17,6 @@ from gitexp.series import Series, find_run_dir, metric_series
 MAX_DEFAULT_METRICS = 6
 
 
-class NoMetricsError(GitExpError):
-    """None of the runs to plot has logged a metric."""
-
-
-class UnknownMetricError(GitExpError):
-    """A metric asked for was logged by none of the runs."""
-
-
 @dataclass
 class PlottedRun:
     """One run's curves: its id, the short label the legend shows, its status and series."""
@@ -93,13 +85,13 @@ def plot_data(
     not_here = [run.id for run, run_dir in zip(runs, run_dirs, strict=True) if run_dir is None]
     without = [run.id for run in plotted if not run.series and run.id not in not_here]
     if not with_metrics:
-        raise NoMetricsError(_no_metrics_message(without, not_here))
+        raise GitExpError(_no_metrics_message(without, not_here))
     available = list(dict.fromkeys(name for run in with_metrics for name in run.series))
     if metrics:
         chosen = list(dict.fromkeys(metrics))
         unknown = [name for name in chosen if name not in available]
         if unknown:
-            raise UnknownMetricError(
+            raise GitExpError(
                 f"unknown metric '{unknown[0]}': the runs logged {', '.join(available)}"
             )
     else:

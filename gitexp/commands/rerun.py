@@ -22,11 +22,7 @@ import pygit2
 from pygit2.enums import FileStatus
 
 from gitexp import ids, rundir
-from gitexp.commands.checkout import (
-    SavedState,
-    snapshot_commit,
-    switch_working_tree,
-)
+from gitexp.commands.checkout import SavedState, snapshot_commit, switch_working_tree
 from gitexp.commands.run import RunRequest, RunResult, run_experiment
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs, resolve_run_spec
@@ -43,10 +39,6 @@ WRITTEN = FileStatus.WT_NEW | FileStatus.IGNORED | FileStatus.WT_MODIFIED | File
 # terminal's a second time) is dropped so the exit status stays the program's.
 REDELIVERED = (signal.SIGTERM, signal.SIGHUP)
 DEFERRED = (signal.SIGINT, *REDELIVERED)
-
-
-class NothingToRerunError(GitExpError):
-    """The run has no command that could be run again."""
 
 
 @dataclass
@@ -156,18 +148,18 @@ def _rerun_here(
 
 
 def recorded_command(run: Run) -> list[str]:
-    """The command `run` recorded, or NothingToRerunError."""
+    """The command `run` recorded, or GitExpError."""
     record = run.record
     if record is None:
-        raise NothingToRerunError(f"{run.id} has no readable record: nothing to rerun")
+        raise GitExpError(f"{run.id} has no readable record: nothing to rerun")
     command = record.get("command")
     if record.get("status") == "saved":
-        raise NothingToRerunError(
+        raise GitExpError(
             f"{run.id} is a saved working tree, not a run: there is no command to rerun "
             f"(git exp checkout {run.id} brings it back)"
         )
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-        raise NothingToRerunError(f"{run.id} has no recorded command: nothing to rerun")
+        raise GitExpError(f"{run.id} has no recorded command: nothing to rerun")
     return list(command)
 
 

@@ -16,7 +16,7 @@ from helpers_diff import git_bytes, invoke, snapshot_run
 from helpers_e2e import add_all_tree, git_exp, repo_state, run_core, user_env, write_program
 
 from gitexp.commands.diff import diff_environment, diff_metrics, diff_runs
-from gitexp.errors import AmbiguousRunError
+from gitexp.errors import GitExpError
 from gitexp.revisions import UnknownRevisionError
 from gitexp.treediff import Pathspec, name_only_lines, stat_lines
 
@@ -369,7 +369,7 @@ def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) 
         diff_runs(repo(), "zzzz", "HEAD")
     assert str(unknown.value) == "unknown run or revision 'zzzz' (git exp log lists runs)"
     snapshot_run(repo_dir, "20260101.003.xaaa")
-    with pytest.raises(AmbiguousRunError, match=r"^ambiguous run 'aaa': it matches"):
+    with pytest.raises(GitExpError, match=r"^ambiguous run 'aaa': it matches"):
         diff_runs(repo(), "aaa", "HEAD")
     for args, message in [
         (("nope", "HEAD"), "error: unknown run or revision 'nope' (git exp log lists runs)"),
