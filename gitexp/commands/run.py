@@ -25,6 +25,7 @@ from gitexp.probecache import ProbeCache
 from gitexp.program import Launch, resolve_program
 from gitexp.pythonargv import is_python_launcher, parse_python_command
 from gitexp.record import (
+    RunRecord,
     dump_record,
     load_record,
     new_record,
@@ -236,12 +237,12 @@ def child_environment(
 
 
 def finish_fields(
-    record: dict[str, Any],
+    record: RunRecord,
     run_dir: Path,
     outcome: ProcessOutcome | None,
     failure: dict[str, Any] | None,
     launch: Launch,
-) -> dict[str, Any]:
+) -> RunRecord:
     """The fields the supervisor owns at the end of a run."""
     summary = summarize_metrics(run_dir / rundir.METRICS_FILE)
     artifacts, bad_artifact_lines = rundir.read_artifacts(run_dir)
@@ -252,7 +253,7 @@ def finish_fields(
         error = rundir.traceback_from_log(run_dir / rundir.OUTPUT_LOG)
     if error is None and outcome is not None and outcome.exit_code == EXIT_USAGE:
         error = rundir.usage_error_from_log(run_dir / rundir.OUTPUT_LOG)
-    fields: dict[str, Any] = {
+    fields: RunRecord = {
         "status": _final_status(outcome, failure),
         "ended_at": now_iso(outcome.ended_at if outcome is not None else None),
         "params": redact_params(params),
@@ -261,15 +262,13 @@ def finish_fields(
         "error": error,
     }
     if outcome is not None:
-        fields.update(
-            duration_s=outcome.duration_s,
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            resources={
-                "peak_rss_bytes": outcome.peak_rss_bytes,
-                "cpu_seconds": outcome.cpu_seconds,
-            },
-        )
+        fields["duration_s"] = outcome.duration_s
+        fields["exit_code"] = outcome.exit_code
+        fields["signal"] = outcome.signal
+        fields["resources"] = {
+            "peak_rss_bytes": outcome.peak_rss_bytes,
+            "cpu_seconds": outcome.cpu_seconds,
+        }
         if outcome.interrupted_by is not None:
             fields["interrupted_by"] = outcome.interrupted_by
     problems = [p for p in (outcome.output_error if outcome else None,) if p]
@@ -290,7 +289,7 @@ def _final_status(outcome: ProcessOutcome | None, failure: dict[str, Any] | None
     return "succeeded" if outcome.exit_status == 0 else "failed"
 
 
-def _merging(fields: dict[str, Any]) -> Callable[[bytes | None], bytes]:
+def _merging(fields: RunRecord) -> Callable[[bytes | None], bytes]:
     """Apply our final fields to the latest record, keeping what others wrote meanwhile."""
 
     def change(old: bytes | None) -> bytes:
