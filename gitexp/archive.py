@@ -35,10 +35,6 @@ TYPE_BY_NAME = {name: object_type for object_type, name in OBJECT_TYPES.items()}
 HEX_ID = re.compile(r"[0-9a-f]{40}\Z")
 
 
-class ArchiveError(GitExpError):
-    """An archive that is not a valid gitexp export: damaged, tampered with, or hostile."""
-
-
 @dataclass
 class ArchivedRun:
     """One run as the archive's manifest describes it."""
@@ -119,6 +115,6 @@ def object_references(obj: pygit2.Object) -> Iterator[pygit2.Oid]:
         yield obj.target
 
 
-def refused(path: Path, reason: str) -> ArchiveError:
+def refused(path: Path, reason: str) -> GitExpError:
     """The error refusing the archive at `path` for `reason`."""
-    return ArchiveError(f"refusing {path.name}: {reason}")
+    return GitExpError(f"refusing {path.name}: {reason}")

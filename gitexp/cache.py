@@ -17,7 +17,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ FORMAT_VERSION = 2
 RACY_NS = 2_000_000_000
 NOTE_PATH = re.compile(r"(?:[0-9a-f]{2}/)*[0-9a-f]{2,40}\Z")
 
-# summarize(annotated object hex, note bytes) -> (summary, parsed record or None)
-Summarize = Callable[[str, bytes], tuple[list[Any], "dict[str, Any] | None"]]
+# summarize(annotated object hex, note bytes) -> (summary, parsed record or None); the summary
+# (a named tuple) is kept as a JSON list of its fields.
+Summarize = Callable[[str, bytes], tuple[Sequence[Any], "dict[str, Any] | None"]]
 
 
 class NotesIndex:
@@ -223,7 +224,7 @@ def _add(
     repo: pygit2.Repository, index: NotesIndex, hex_id: str, blob_hex: str, summarize: Summarize
 ) -> None:
     summary, record = summarize(hex_id, store.read_blob(repo, blob_hex))
-    index.entries[hex_id] = [blob_hex, summary]
+    index.entries[hex_id] = [blob_hex, list(summary)]
     if record is not None:
         index.parsed[hex_id] = record
 

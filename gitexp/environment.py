@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from gitexp.argparams import is_secret_name, redact_text
-from gitexp.probecache import ProbeCache
+from gitexp.probecache import PROBE_FILE, ProbeCache
 
 PACKAGES_OF_INTEREST: tuple[str, ...] = (
     "gitexp",
@@ -135,102 +135,6 @@ ENV_ALLOWLIST: tuple[str, ...] = (
 
 ENV_ALLOWED_PREFIXES: tuple[str, ...] = ("CUDA_", "NCCL_", "TORCH_")
 """Every variable starting with one of these is kept too, with the same secret check."""
-
-# Runs in the user's interpreter, which may be any Python >= 3.8 without gitexp or orjson
-# installed: stdlib only, no syntax newer than 3.8. Names are looked up one by one because
-# scanning every installed distribution takes seconds in a large environment. Besides the
-# answer it reports every path the answer depends on, stat'ed before being read, so that
-# gitexp.probecache can tell when a stored answer still holds.
-PYTHON_PROBE_SCRIPT = """\
-import sys
-# -c puts the current directory first on sys.path: a user's json.py must not shadow the stdlib.
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
-import json
-import os
-import platform
-import time
-try:
-    from importlib import metadata
-except ImportError:
-    metadata = None
-
-
-def stat_of(path):
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, st.st_size]
-
-
-# -> (the directory relative paths were read from, or None; [[path, stat], ...])
-def dependencies():
-    paths = list(sys.path)
-    try:
-        import site
-        site_dirs = site.getsitepackages() + [site.getusersitepackages()]
-    except AttributeError:  # an old virtualenv's own site.py
-        site_dirs = []
-        paths.append(None)
-    for site_dir in site_dirs:
-        paths.append(site_dir)
-        try:
-            names = sorted(os.listdir(site_dir))
-        except OSError:
-            names = []
-        paths.extend(os.path.join(site_dir, n) for n in names if n.endswith(".pth"))
-    import sysconfig
-    # A shared libpython holds the version: it can be upgraded under an unchanged binary.
-    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        libdir = sysconfig.get_config_var("LIBDIR")
-        soname = sysconfig.get_config_var("INSTSONAME")
-        paths.append(os.path.join(libdir, soname) if libdir and soname else None)
-    for module in ("sitecustomize", "usercustomize"):
-        paths.append(getattr(sys.modules.get(module), "__file__", None) or "")
-    home = os.path.dirname(sys.executable)
-    paths.append(os.path.join(home, "pyvenv.cfg"))
-    paths.append(os.path.join(os.path.dirname(home), "pyvenv.cfg"))
-    if not all(isinstance(p, str) for p in paths):
-        raise ValueError("a path that is not a string")
-    paths = list(dict.fromkeys(p for p in paths if p))
-    # A relative entry (a path hook's marker, say) is looked up from the current directory.
-    cwd = os.getcwd() if any(not os.path.isabs(p) for p in paths) else None
-    return cwd, [[os.path.abspath(p), stat_of(p)] for p in paths]
-
-
-checked_at = time.time()
-try:
-    cwd, depends = dependencies()
-    complete = True
-except Exception:
-    cwd, depends, complete = None, [], False
-packages = {}
-for name in sys.argv[1:] if metadata is not None else []:
-    for candidate in (name, name.replace("-", "_"), name.replace("_", "-")):
-        try:
-            dist = metadata.distribution(candidate)
-        except Exception:
-            continue
-        try:
-            where = os.path.abspath(str(dist._path))
-            for p in (where, os.path.join(where, "METADATA"), os.path.join(where, "PKG-INFO")):
-                depends.append([p, stat_of(p)])
-        except Exception:
-            complete = False
-        try:
-            packages[name] = dist.version
-            break
-        except Exception:
-            pass
-sys.stdout.write(json.dumps({
-    "executable": sys.executable,
-    "version": platform.python_version(),
-    "implementation": platform.python_implementation(),
-    "packages": packages,
-    "cache": {"checked_at": checked_at, "complete": complete, "cwd": cwd, "depends": depends},
-}) + "\\n")
-"""
 
 GPU_QUERY_FIELDS = "index,name,uuid,memory.total,driver_version"
 
@@ -352,7 +256,7 @@ def start_python_probe(
         cached = cache.lookup(key)
         if cached is not None:
             return PythonProbe(python, None, cached=cached)
-    argv = [python, "-c", PYTHON_PROBE_SCRIPT, *packages]
+    argv = [python, str(cache.probe_file if cache else PROBE_FILE), *packages]
     remember = None
     if cache is not None and key is not None:
         remember = functools.partial(cache.store, key, python)

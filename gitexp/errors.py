@@ -1,7 +1,8 @@
 """The exceptions gitexp raises for problems a user can act on.
 
-The CLI prints any ``GitExpError`` as one ``error: <message>`` line on stderr and exits 1.
-Anything else that escapes is a bug.
+The CLI prints any ``GitExpError`` as one ``error: <message>`` line on stderr and exits 1
+(2 for a ``UsageError``). Anything else that escapes is a bug. A subclass exists only where
+some code catches it specifically.
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ class GitExpError(Exception):
     """A problem the user can act on; its message is one line."""
 
 
-class NotARepositoryError(GitExpError):
-    """The current directory is not inside a git repository."""
-
-
-class BareRepositoryError(GitExpError):
-    """The command needs a working tree but the repository is bare."""
+class UsageError(GitExpError):
+    """The command line is wrong (a bad option value or combination): the CLI exits 2."""
 
 
 class InvalidNameError(GitExpError):
@@ -25,19 +22,3 @@ class InvalidNameError(GitExpError):
 
 class UnknownRunError(GitExpError):
     """No run matches the given spec."""
-
-
-class AmbiguousRunError(GitExpError):
-    """More than one run matches the given spec."""
-
-
-class ProgramNotFoundError(GitExpError):
-    """The program to run does not exist or cannot be executed."""
-
-
-class ConcurrentUpdateError(GitExpError):
-    """A ref stayed locked or kept changing under us through every retry."""
-
-
-class UnreadableRecordError(GitExpError):
-    """A run's record is missing or is not valid JSON, so it cannot be changed."""

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from pathlib import PurePath
 
 from gitexp.errors import InvalidNameError
+from gitexp.pythonargv import is_python_launcher, parse_python_command
 
 REF_PREFIX = "refs/experiments/"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 RUN_ID_PATTERN = re.compile(r"(?P<date>\d{8})\.(?P<count>\d{3,})\.(?P<rand>[0-9a-z]{4})\Z")
 MAX_NAME_LENGTH = 100
 RAND_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-PYTHON_LAUNCHER = re.compile(r"python(\d+(\.\d+)*)?(\.exe)?\Z")
-PYTHON_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 FALLBACK_NAME = "run"
 
 
@@ -55,8 +54,8 @@ def default_name(command: Sequence[str]) -> str:
     if not command:
         return FALLBACK_NAME
     target = command[0]
-    if PYTHON_LAUNCHER.match(PurePath(target).name):
-        target = _python_target(list(command[1:])) or target
+    if is_python_launcher(target):
+        target = _python_target(command[1:]) or target
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePath(target).stem)
     cleaned = re.sub(r"\.{2,}", ".", cleaned).strip("-.")[:MAX_NAME_LENGTH]
     while cleaned.endswith(".lock"):
@@ -64,22 +63,13 @@ def default_name(command: Sequence[str]) -> str:
     return cleaned if cleaned and NAME_PATTERN.match(cleaned) else FALLBACK_NAME
 
 
-def _python_target(args: list[str]) -> str | None:
-    """What `python [options] <script | -m module> ...` runs; None for `-c` or stdin."""
-    args_iter = iter(args)
-    for arg in args_iter:
-        if arg.startswith("-m"):
-            module = arg[2:] or next(args_iter, "")
-            return module.rsplit(".", 1)[-1] or None
-        if arg.startswith("-c") or arg == "-":
-            return None
-        if arg in PYTHON_OPTIONS_WITH_VALUE:
-            next(args_iter, None)
-        elif arg == "--":
-            return next(args_iter, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+def _python_target(args: Sequence[str]) -> str:
+    """What `python ARGS` runs, as a name: the script, or a module's last part; "" for
+    `-c`, stdin and the REPL."""
+    python = parse_python_command(args)
+    if python.kind == "module":
+        return python.target.rsplit(".", 1)[-1]
+    return python.target if python.kind == "script" else ""
 
 
 def random_suffix() -> str:

@@ -30,7 +30,9 @@ from gitexp.labels import validate_tags
 from gitexp.metrics import summarize_metrics
 from gitexp.probecache import ProbeCache
 from gitexp.program import Launch, resolve_program
+from gitexp.pythonargv import is_python_launcher, parse_python_command
 from gitexp.record import (
+    RunRecord,
     dump_record,
     load_record,
     new_record,
@@ -53,8 +55,6 @@ PROBE_TIMEOUT_S = 10.0
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 EXIT_USAGE = 2  # argparse, click and optparse exit 2 on bad arguments
-# Interpreter options that take a value: `python -W ignore train.py --lr 0.1`.
-PYTHON_OPTIONS_WITH_VALUE = ("-m", "-c", "-W", "-X", "--check-hash-based-pycs")
 
 
 @dataclass
@@ -185,19 +185,9 @@ def run_experiment(
 
 def program_args(command: Sequence[str]) -> list[str]:
     """The arguments the program itself gets: after `python [options] script|-m mod|-c code`."""
-    if not ids.PYTHON_LAUNCHER.match(Path(command[0]).name):
+    if not is_python_launcher(command[0]):
         return list(command[1:])
-    index = 1
-    while index < len(command):
-        token = command[index]
-        index += 1
-        if token in PYTHON_OPTIONS_WITH_VALUE:
-            index += 1
-            if token in ("-m", "-c"):
-                break
-        elif token.startswith(("-m", "-c")) or not token.startswith("-") or token == "-":
-            break
-    return list(command[index:])
+    return parse_python_command(command[1:]).args
 
 
 def child_environment(
@@ -220,12 +210,12 @@ def child_environment(
 
 
 def finish_fields(
-    record: dict[str, Any],
+    record: RunRecord,
     run_dir: Path,
     outcome: ProcessOutcome | None,
     failure: dict[str, Any] | None,
     launch: Launch,
-) -> dict[str, Any]:
+) -> RunRecord:
     """The fields the supervisor owns at the end of a run."""
     summary = summarize_metrics(run_dir / rundir.METRICS_FILE)
     artifacts, bad_artifact_lines = rundir.read_artifacts(run_dir)
@@ -236,7 +226,7 @@ def finish_fields(
         error = rundir.traceback_from_log(run_dir / rundir.OUTPUT_LOG)
     if error is None and outcome is not None and outcome.exit_code == EXIT_USAGE:
         error = rundir.usage_error_from_log(run_dir / rundir.OUTPUT_LOG)
-    fields: dict[str, Any] = {
+    fields: RunRecord = {
         "status": _final_status(outcome, failure),
         "ended_at": now_iso(outcome.ended_at if outcome is not None else None),
         "params": redact_params(params),
@@ -245,15 +235,13 @@ def finish_fields(
         "error": error,
     }
     if outcome is not None:
-        fields.update(
-            duration_s=outcome.duration_s,
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            resources={
-                "peak_rss_bytes": outcome.peak_rss_bytes,
-                "cpu_seconds": outcome.cpu_seconds,
-            },
-        )
+        fields["duration_s"] = outcome.duration_s
+        fields["exit_code"] = outcome.exit_code
+        fields["signal"] = outcome.signal
+        fields["resources"] = {
+            "peak_rss_bytes": outcome.peak_rss_bytes,
+            "cpu_seconds": outcome.cpu_seconds,
+        }
         if outcome.interrupted_by is not None:
             fields["interrupted_by"] = outcome.interrupted_by
     problems = [p for p in (outcome.output_error if outcome else None,) if p]
@@ -274,7 +262,7 @@ def _final_status(outcome: ProcessOutcome | None, failure: dict[str, Any] | None
     return "succeeded" if outcome.exit_status == 0 else "failed"
 
 
-def _merging(fields: dict[str, Any]) -> Callable[[bytes | None], bytes]:
+def _merging(fields: RunRecord) -> Callable[[bytes | None], bytes]:
     """Apply our final fields to the latest record, keeping what others wrote meanwhile."""
 
     def change(old: bytes | None) -> bytes:

@@ -8,7 +8,7 @@ import gc
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pygit2
@@ -25,23 +25,28 @@ UNRECORDED_GRACE_SECONDS = 60
 # What the cache keeps of each note: enough to list, filter and print `git exp log` without
 # parsing the record; the record itself is read only when asked for. Bump SUMMARY_VERSION
 # whenever the shape or meaning of a summary changes (older caches are then rebuilt).
-# S_EXACT says the note's bytes are exactly what `--json` prints for the run ref they name;
-# S_LOG_MIDDLE and S_LOG_LABEL are the parts of the run's `git exp log` line that come from
-# its note (so the display functions they use are part of the summary's meaning too).
 SUMMARY_VERSION = 2
-(
-    S_STATUS,
-    S_STARTED,
-    S_DELETED,
-    S_TAGS,
-    S_MESSAGE,
-    S_DURATION,
-    S_HOST,
-    S_PROBLEM,
-    S_EXACT,
-    S_LOG_MIDDLE,
-    S_LOG_LABEL,
-) = range(11)
+
+
+class NoteSummary(NamedTuple):
+    """A note's summary, as the listing cache keeps it (a JSON list in this field order)."""
+
+    status: str  # as stored; "unreadable" for a note that is not a JSON object
+    started: float  # Unix time; the commit's time when the record has none
+    deleted: bool
+    tags: list[str]
+    message: str  # its first line
+    duration: float | None
+    host: Any  # a running record's host (for the liveness check), else None
+    problem: str | None
+    # The note's bytes are exactly what `--json` prints for the run ref they name.
+    exact: bool
+    # The parts of the run's `git exp log` line that come from its note, control characters
+    # escaped (so the display functions they use are part of the summary's meaning too).
+    log_middle: str
+    log_label: str
+
+
 JSON_OPTIONS = orjson.OPT_INDENT_2
 
 # What `git exp log` shows of a run: (id, effective status, start time, deleted, middle,
@@ -87,7 +92,7 @@ class Run:
         status: str,
         problem: str | None = None,
         started: float = 0.0,
-        summary: list[Any] | None = None,
+        summary: NoteSummary | None = None,
         load: tuple[pygit2.Repository, str] | None = None,
         fetched: bool = False,
     ) -> None:
@@ -96,7 +101,7 @@ class Run:
         self.status, self.problem, self.started = status, problem, started
         self.summary = summary
         # Marked deleted by `git exp rm` (hidden from listings unless asked for).
-        self.deleted = bool(summary[S_DELETED]) if summary else False
+        self.deleted = bool(summary.deleted) if summary else False
         self._record, self._load = record, load
         # The note's blob id, while the record is still to be read from it.
         self.blob: str | None = load[1] if load is not None else None
@@ -119,16 +124,16 @@ class Run:
 
     @property
     def tags(self) -> list[str]:
-        return list(self.summary[S_TAGS]) if self.summary else []
+        return list(self.summary.tags) if self.summary else []
 
     @property
     def message(self) -> str:
         """The first line of the run's message ("" when none)."""
-        return str(self.summary[S_MESSAGE]) if self.summary else ""
+        return str(self.summary.message) if self.summary else ""
 
     @property
     def duration_s(self) -> float | None:
-        return self.summary[S_DURATION] if self.summary else None
+        return self.summary.duration if self.summary else None
 
     def log_entry(self) -> LogEntry:
         """What `git exp log` shows of this run."""
@@ -140,19 +145,19 @@ class Run:
         # The cache follows our notes only: a fetched record is looked up again each time.
         return self._row(None if self.fetched else self.summary)
 
-    def _row(self, summary: list[Any] | None) -> list[Any]:
+    def _row(self, summary: NoteSummary | None) -> list[Any]:
         if summary is None:
             middle = _log_middle(self.duration_s, self.commit, "", self.problem)
             return [self.id, None, self.started, self.deleted, middle, "", self.commit, None]
         return [
             self.id,
-            summary[S_STATUS],
+            summary.status,
             self.started,
             self.deleted,
-            summary[S_LOG_MIDDLE],
-            summary[S_LOG_LABEL],
+            summary.log_middle,
+            summary.log_label,
             self.commit,
-            summary[S_HOST],
+            summary.host,
         ]
 
     def as_json(self) -> dict[str, Any]:
@@ -174,8 +179,8 @@ class Run:
         if (
             summary is not None
             and self.blob is not None
-            and summary[S_EXACT]
-            and summary[S_STATUS] == self.status
+            and summary.exact
+            and summary.status == self.status
         ):
             with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
                 note = store.read_blob(repo, self.blob)
@@ -222,7 +227,9 @@ def deleted_records(repo: pygit2.Repository) -> set[str]:
     """
     with _no_cyclic_gc():
         entries = _notes_index(repo).entries
-        return {commit for commit, (_, summary) in entries.items() if summary[S_DELETED]}
+        # entries hold the summaries as JSON lists: field 2 is NoteSummary.deleted
+        deleted = NoteSummary._fields.index("deleted")
+        return {commit for commit, (_, summary) in entries.items() if summary[deleted]}
 
 
 def _notes_index(repo: pygit2.Repository) -> Any:
@@ -320,36 +327,40 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 def summarize(
     repo: pygit2.Repository, commit: str, note: bytes
-) -> tuple[list[Any], dict[str, Any] | None]:
+) -> tuple[NoteSummary, dict[str, Any] | None]:
     """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION."""
-    summary: list[Any] = ["unknown", 0.0, False, [], "", None, None, None, False, "", ""]
     try:
         record = load_record(note)
     except ValueError as exc:
-        summary[S_STATUS] = "unreadable"
-        summary[S_PROBLEM] = f"the record is not valid JSON: {exc}"
-        summary[S_STARTED] = _commit_time(repo, commit)
-        summary[S_LOG_MIDDLE] = _log_middle(None, commit, "", summary[S_PROBLEM])
-        return summary, None
+        problem = f"the record is not valid JSON: {exc}"
+        middle = _log_middle(None, commit, "", problem)
+        started = _commit_time(repo, commit)
+        unreadable = NoteSummary(
+            "unreadable", started, False, [], "", None, None, problem, False, middle, ""
+        )
+        return unreadable, None
     status = record.get("status")
-    summary[S_STATUS] = status if isinstance(status, str) else "unknown"
-    summary[S_STARTED] = _started(record) or _commit_time(repo, commit)
-    summary[S_DELETED] = bool(record.get("deleted"))
-    tags = record.get("tags")
-    summary[S_TAGS] = (
-        [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
-    )
-    message = record.get("message")
-    summary[S_MESSAGE] = message.split("\n", 1)[0] if isinstance(message, str) else ""
-    duration = record.get("duration_s")
-    summary[S_DURATION] = duration if isinstance(duration, (int, float)) else None
-    if status == "running":
-        summary[S_HOST] = record.get("host")
-    summary[S_EXACT] = _is_exact(record, commit, note)
+    raw_tags = record.get("tags")
+    tags = [tag for tag in raw_tags if isinstance(tag, str)] if isinstance(raw_tags, list) else []
+    raw_message = record.get("message")
+    message = raw_message.split("\n", 1)[0] if isinstance(raw_message, str) else ""
+    raw_duration = record.get("duration_s")
+    duration = raw_duration if isinstance(raw_duration, (int, float)) else None
     metrics = metrics_line(record.get("metrics"))
-    summary[S_LOG_MIDDLE] = _log_middle(summary[S_DURATION], commit, metrics, None)
-    label = " ".join([*(f"[{tag}]" for tag in summary[S_TAGS]), summary[S_MESSAGE]]).strip()
-    summary[S_LOG_LABEL] = _shown(label)
+    label = " ".join([*(f"[{tag}]" for tag in tags), message]).strip()
+    summary = NoteSummary(
+        status=status if isinstance(status, str) else "unknown",
+        started=_started(record) or _commit_time(repo, commit),
+        deleted=bool(record.get("deleted")),
+        tags=tags,
+        message=message,
+        duration=duration,
+        host=record.get("host") if status == "running" else None,
+        problem=None,
+        exact=_is_exact(record, commit, note),
+        log_middle=_log_middle(duration, commit, metrics, None),
+        log_label=_shown(label),
+    )
     return summary, record
 
 
@@ -415,12 +426,20 @@ def _unrecorded_run(
     note = fetched.note(commit)
     if note is not None:
         summary, record = summarize(repo, commit, note)
-        status = summary[S_STATUS]
+        status = summary.status
         if status == "running":
-            status = _live_status(status, summary[S_HOST], hostname)
-        problem, started = summary[S_PROBLEM], summary[S_STARTED]
+            status = _live_status(status, summary.host, hostname)
         return Run(
-            ref, name, run_id, commit, record, status, problem, started, summary, fetched=True
+            ref,
+            name,
+            run_id,
+            commit,
+            record,
+            status,
+            summary.problem,
+            summary.started,
+            summary,
+            fetched=True,
         )
     committed = _commit_time(repo, commit)
     return Run(
@@ -445,16 +464,16 @@ def _cached_run(
     parsed_records: dict[str, dict[str, Any]],
     hostname: str,
 ) -> Run:
-    blob_hex, summary = entry
-    status = summary[S_STATUS]
+    blob_hex, stored = entry
+    summary = NoteSummary._make(stored)
+    status = summary.status
     if status == "running":
-        status = _live_status(status, summary[S_HOST], hostname)
-    problem = summary[S_PROBLEM]
+        status = _live_status(status, summary.host, hostname)
+    problem = summary.problem
     record = parsed_records.get(commit)
     # Without a problem the note is a readable record: it is parsed when first asked for.
     load = (repo, blob_hex) if record is None and problem is None else None
-    started = summary[S_STARTED]
-    return Run(ref, name, run_id, commit, record, status, problem, started, summary, load)
+    return Run(ref, name, run_id, commit, record, status, problem, summary.started, summary, load)
 
 
 def _live_status(status: str, host: Any, hostname: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, overload
 
 from gitexp import listing
 from gitexp.display import format_duration, format_value
+from gitexp.errors import GitExpError
 from gitexp.extras import MissingExtraError, require
 from gitexp.ids import printable
 from gitexp.record import RECORD_FIELDS
@@ -265,14 +266,14 @@ def series_rows(series: Series) -> list[dict[str, Any]]:
 def _plot(
     selected: list[Run], metrics: Sequence[str] | None, series: dict[str, Series] | None = None
 ) -> SvgFigure:
-    from gitexp.plotting import NoMetricsError, chosen_metrics, render_svg_element, short_labels
+    from gitexp.plotting import chosen_metrics, render_svg_element, short_labels
 
     feature = "gitexp plots"
     require("matplotlib", feature)
     every = series or {run.id: run.series() for run in selected}
     logged = [one for one in every.values() if one]
     if not logged:
-        raise NoMetricsError("no metrics to plot: these runs logged none")
+        raise GitExpError("no metrics to plot: these runs logged none")
     chosen, _ = chosen_metrics(logged, metrics or ())
     labels = short_labels([run._run for run in selected])
     curves = [(label, every[run.id]) for run, label in zip(selected, labels, strict=True)]

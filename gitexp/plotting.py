@@ -33,14 +33,6 @@ PLOT = "git exp plot"
 MAX_DEFAULT_METRICS = 6
 
 
-class NoMetricsError(GitExpError):
-    """None of the runs to plot has logged a metric."""
-
-
-class UnknownMetricError(GitExpError):
-    """A metric asked for was logged by none of the runs."""
-
-
 def chosen_metrics(logged: Sequence[Series], metrics: Sequence[str]) -> tuple[list[str], list[str]]:
     """The metrics to plot of the series `logged`, and every metric they have.
 
@@ -52,7 +44,7 @@ def chosen_metrics(logged: Sequence[Series], metrics: Sequence[str]) -> tuple[li
         chosen = list(dict.fromkeys(metrics))
         unknown = [name for name in chosen if name not in available]
         if unknown:
-            raise UnknownMetricError(
+            raise GitExpError(
                 f"unknown metric '{unknown[0]}': the runs logged {', '.join(available)}"
             )
         return chosen, available

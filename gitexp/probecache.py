@@ -28,6 +28,8 @@ import orjson
 
 from gitexp.cachefile import write_atomically
 
+# The probe's own code decides its answer too: the key holds a digest of it.
+PROBE_FILE = Path(__file__).resolve().parent / "_probe" / "probe.py"
 CACHE_PATH = ("experiments", ".cache", "python-probe-v1")
 MAGIC = b"gitexp-python-probe-cache"
 FORMAT_VERSION = 1
@@ -45,9 +47,12 @@ Stat = list[int]
 class ProbeCache:
     """Probe answers stored in `path`, keyed by interpreter, packages asked and environment."""
 
-    def __init__(self, path: Path, racy_seconds: float = RACY_SECONDS) -> None:
+    def __init__(
+        self, path: Path, racy_seconds: float = RACY_SECONDS, probe_file: Path = PROBE_FILE
+    ) -> None:
         self.path = path
         self.racy_seconds = racy_seconds
+        self.probe_file = probe_file  # the program that answers; its code is part of the key
 
     def key(self, python: str, packages: Sequence[str], env: Mapping[str, str]) -> str | None:
         """What decides the probe's answer before it reads any file; None: not cacheable.
@@ -66,7 +71,10 @@ class ProbeCache:
             for name, value in env.items()
             if name.startswith("PYTHON") or name in KEYED_VARIABLES
         )
-        material = orjson.dumps([FORMAT_VERSION, python, binary, stat, list(packages), variables])
+        probe = hashlib.sha256(self.probe_file.read_bytes()).hexdigest()
+        material = orjson.dumps(
+            [FORMAT_VERSION, probe, python, binary, stat, list(packages), variables]
+        )
         return hashlib.sha256(material).hexdigest()
 
     def lookup(self, key: str) -> dict[str, Any] | None:

@@ -6,10 +6,11 @@ import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
-from gitexp.errors import ProgramNotFoundError
-from gitexp.ids import PYTHON_LAUNCHER, printable
+from gitexp.errors import GitExpError
+from gitexp.ids import printable
+from gitexp.pythonargv import is_python_launcher
 
 
 @dataclass
@@ -34,10 +35,10 @@ def resolve_program(
     python_on_path = shutil.which("python", path=path_env) or fallback_python
     if program.endswith(".py"):
         if not (cwd / program).is_file():
-            raise ProgramNotFoundError(f"program not found: {printable(program)}")
+            raise GitExpError(f"program not found: {printable(program)}")
         return Launch([python_on_path, program, *args], python_on_path, python_on_path, True)
     executable = _find_executable(program, cwd, path_env)
-    is_python = bool(PYTHON_LAUNCHER.match(PurePath(executable).name))
+    is_python = is_python_launcher(executable)
     python = executable if is_python else python_on_path
     return Launch([program, *args], executable, python, is_python)
 
@@ -50,12 +51,12 @@ def _find_executable(program: str, cwd: Path, path_env: str | None) -> str:
             return found
     candidate = cwd / program
     if not candidate.is_file():
-        raise ProgramNotFoundError(
+        raise GitExpError(
             f"program not found: {shown}"
             + ("" if "/" in program else " (not on PATH and not a file here)")
         )
     if not os.access(candidate, os.X_OK):
-        raise ProgramNotFoundError(
+        raise GitExpError(
             f"program is not executable: {shown} (chmod +x it, or name its interpreter first)"
         )
     return str(candidate)

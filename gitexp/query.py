@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gitexp.errors import GitExpError
+from gitexp.errors import UsageError
 
 Predicate = Callable[[dict[str, Any]], bool]
 MISSING = object()
@@ -37,11 +37,10 @@ TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+DURATION = re.compile(r"\s*(?:(\d+(?:\.\d+)?)\s*([smhdw])|(0))\s*")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_FORMS = "a duration (45s, 90m, 12h, 2d, 1w)"
 KEYWORDS = {"and", "or", "not", "in", "exists", "true", "false", "null"}
-
-
-class QueryError(GitExpError):
-    """A --where expression or --sort key that cannot be understood."""
 
 
 @dataclass
@@ -55,7 +54,7 @@ class _Token:
 def compile_where(expression: str) -> Predicate:
     """A function telling whether a record (as --json prints it) matches `expression`."""
     if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise QueryError(
+        raise UsageError(
             f"invalid --where expression: longer than {MAX_EXPRESSION_LENGTH} characters"
         )
     return _Parser(expression, _tokenize(expression)).parse()
@@ -99,21 +98,38 @@ def sort_key(path: list[str]) -> Callable[[dict[str, Any]], tuple[int, Any]]:
     return key
 
 
+def parse_duration(text: str, option: str) -> float:
+    """Seconds from `45s`, `90m`, `12h`, `2d`, `1w` (a number and a unit) or `0`."""
+    seconds = _duration_seconds(text)
+    if seconds is None:
+        raise UsageError(f"invalid {option} '{text}': use {DURATION_FORMS}")
+    return seconds
+
+
 def parse_since(text: str, now: dt.datetime) -> float:
-    """A point in time from `2d`, `36h`, `90m`, `2w`, `2026-11-01` or an ISO date and time."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if match:
-        size = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-        return now.timestamp() - float(match.group(1)) * size
+    """A point in time from a duration ago (`2d`, see `parse_duration`), `2026-11-01` or an
+    ISO date and time."""
+    seconds = _duration_seconds(text)
+    if seconds is not None:
+        return now.timestamp() - seconds
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise QueryError(
-            f"invalid --since '{text}': use a duration (30m, 12h, 2d, 1w) or a date (2026-11-01)"
+        raise UsageError(
+            f"invalid --since '{text}': use {DURATION_FORMS} or a date (2026-11-01)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()
+
+
+def _duration_seconds(text: str) -> float | None:
+    match = DURATION.fullmatch(text)
+    if not match:
+        return None
+    if match.group(1) is None:  # a bare `0`: no time at all
+        return 0.0
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -125,7 +141,7 @@ def _tokenize(text: str) -> list[_Token]:
         match = TOKEN.match(text, position)
         if not match or match.end() == position:
             column = len(text) - len(text[position:].lstrip()) + 1
-            raise QueryError(
+            raise UsageError(
                 f"invalid --where expression: unexpected {text[column - 1]!r} at column {column}"
             )
         kind = match.lastgroup or ""
@@ -160,10 +176,10 @@ class _Parser:
         self.index = min(self.index + 1, len(self.tokens) - 1)
         return token
 
-    def fail(self, expected: str) -> QueryError:
+    def fail(self, expected: str) -> UsageError:
         token = self.current
         found = "the end" if token.kind == "end" else repr(token.text)
-        return QueryError(
+        return UsageError(
             f"invalid --where expression: expected {expected} at column {token.column}, "
             f"found {found}"
         )
@@ -278,7 +294,7 @@ class _Parser:
     def _enter(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise QueryError(f"invalid --where expression: nested deeper than {MAX_DEPTH} levels")
+            raise UsageError(f"invalid --where expression: nested deeper than {MAX_DEPTH} levels")
 
 
 def _candidates(value: Any) -> list[Any]:
@@ -352,7 +368,7 @@ def _linear_search(pattern: str) -> Callable[[str], bool]:
         compiled = re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args else "unsupported"
-        raise QueryError(f"invalid --where expression: bad regular expression: {reason}") from None
+        raise UsageError(f"invalid --where expression: bad regular expression: {reason}") from None
 
     # Searching UTF-8 bytes skips the wrapper's mapping of match offsets back to characters
     # (measured: 5 µs a search instead of 14, Python's re 1.5); a lone surrogate becomes "?".

@@ -7,20 +7,66 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
 
 import orjson
 import pygit2
 
 from gitexp import store
 from gitexp.argparams import redact_remembered_secrets
-from gitexp.errors import UnreadableRecordError
+from gitexp.errors import GitExpError
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed", "saved")
 FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "crashed", "saved")
 MAX_PID = 2**31 - 1  # psutil refuses anything beyond a C int (or below 1)
+
+
+class RunRecord(TypedDict, total=False):
+    """The record as docs/format.md documents it, field by field.
+
+    Every field of RECORD_FIELDS is in a record gitexp writes (null until known); the others
+    only when they apply. A record read back (`load_record`) stays a plain dict: it may come
+    from other people's remotes or be edited by hand, so code reading one checks each value.
+    """
+
+    schema: int
+    id: str
+    name: str
+    ref: str
+    commit: str
+    status: str
+    command: list[str]
+    cwd: str | None
+    run_dir: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    exit_code: int | None
+    signal: int | None
+    interrupted_by: int  # only when `git exp run` itself got SIGINT, SIGTERM or SIGHUP
+    host: dict[str, Any] | None
+    python: dict[str, Any] | None
+    packages: dict[str, str]
+    gpus: list[dict[str, Any]]
+    env: dict[str, str]
+    git: dict[str, Any] | None
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    resources: dict[str, Any] | None
+    message: str | None
+    message_at: str | None
+    tags: list[str]
+    annotations: list[dict[str, Any]]
+    deleted: str | None
+    rerun_of: str | None
+    reruns: list[str]
+    outputs_dir: str | None  # only in a run made by `git exp rerun` without `--here`
+    artifacts: list[dict[str, Any]]
+    error: dict[str, Any] | None
+    problems: list[str]  # only when something went wrong in recording itself
+
 
 RECORD_FIELDS: tuple[str, ...] = (
     "schema", "id", "name", "ref", "commit", "status", "command", "cwd", "run_dir",
@@ -42,9 +88,10 @@ def now_iso(seconds: float | None = None) -> str:
     return when.astimezone().isoformat(timespec="milliseconds")
 
 
-def new_record(**fields: Any) -> dict[str, Any]:
-    """A record with every documented field present (null until known), in a stable order."""
-    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+def new_record(**fields: Any) -> RunRecord:
+    """A record with every field of RECORD_FIELDS present (null until known), in a stable
+    order."""
+    record: Any = dict.fromkeys(RECORD_FIELDS)
     record.update(
         schema=SCHEMA_VERSION,
         status="running",
@@ -60,10 +107,10 @@ def new_record(**fields: Any) -> dict[str, Any]:
         deleted=None,
     )
     record.update(fields)
-    return record
+    return record  # type: ignore[no-any-return]
 
 
-def dump_record(record: dict[str, Any]) -> bytes:
+def dump_record(record: Mapping[str, Any]) -> bytes:
     """Pretty-printed JSON with a final newline, as `git notes show` prints it.
 
     This is the one way a record reaches git, so the secret values this process knows
@@ -142,7 +189,7 @@ def write_first_record(
     repo: pygit2.Repository,
     ref: str,
     commit: str,
-    record: dict[str, Any],
+    record: RunRecord,
     signature: pygit2.Signature,
 ) -> None:
     """Write the record of a run whose ref was just created; if that fails in any way,
@@ -164,7 +211,7 @@ def update_record(
 
     `mutate` runs on the latest record on every compare-and-swap attempt, so an annotation
     made while the run is going and the run's own final update never lose each other.
-    A missing or unreadable record raises UnreadableRecordError; nothing is written then.
+    A missing or unreadable record raises GitExpError; nothing is written then.
     """
 
     def change(old: bytes | None) -> bytes:
@@ -177,4 +224,4 @@ def update_record(
     try:
         return load_record(store.update_note(repo, commit, change, signature))
     except ValueError as exc:
-        raise UnreadableRecordError(f"cannot change the record of {commit[:12]}: {exc}") from None
+        raise GitExpError(f"cannot change the record of {commit[:12]}: {exc}") from None

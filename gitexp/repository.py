@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from gitexp.errors import BareRepositoryError, GitExpError, NotARepositoryError
+from gitexp.errors import GitExpError
 from gitexp.ids import printable
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
@@ -19,7 +19,7 @@ def open_repository(path: str | os.PathLike[str]) -> pygit2.Repository:
     """The repository containing `path`, found the way git finds it."""
     found = pygit2.discover_repository(str(path))
     if found is None:
-        raise NotARepositoryError(
+        raise GitExpError(
             f"not a git repository (or any of the parent directories): {Path(path).resolve()}"
         )
     try:
@@ -31,7 +31,7 @@ def open_repository(path: str | os.PathLike[str]) -> pygit2.Repository:
 def require_worktree(repo: pygit2.Repository) -> Path:
     """The root of the working tree; a bare repository has none."""
     if repo.is_bare or repo.workdir is None:
-        raise BareRepositoryError(
+        raise GitExpError(
             f"this operation needs a working tree, but {repo.path.rstrip('/')} is a bare repository"
         )
     return Path(repo.workdir)

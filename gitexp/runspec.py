@@ -6,7 +6,7 @@ import re
 
 import pygit2
 
-from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
+from gitexp.errors import GitExpError, InvalidNameError, UnknownRunError
 from gitexp.ids import printable
 from gitexp.listing import Run, list_runs
 
@@ -41,7 +41,7 @@ def resolve_run_spec(runs: list[Run], spec: str) -> Run:
     if len(matches) > 1:
         shown = ", ".join(run.id for run in matches[:10])
         more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-        raise AmbiguousRunError(f"ambiguous run '{spec}': it matches {shown}{more}")
+        raise GitExpError(f"ambiguous run '{spec}': it matches {shown}{more}")
     return matches[0]
 
 

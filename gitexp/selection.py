@@ -8,8 +8,9 @@ from typing import Any
 
 import pygit2
 
+from gitexp.errors import UsageError
 from gitexp.listing import Run, list_runs
-from gitexp.query import MISSING, QueryError, compile_where, lookup, parse_path, sort_key
+from gitexp.query import MISSING, compile_where, lookup, parse_path, sort_key
 from gitexp.runspec import resolve_run_spec
 
 MISSING_RANK = 2  # query.sort_key ranks numbers 0, strings 1, missing values 2
@@ -76,13 +77,13 @@ def sort_runs(runs: list[Run], key: str, reverse: bool = False) -> list[Run]:
 
     path = parse_path(key)
     if path[0] not in RECORD_FIELDS and path[0] not in SORTABLE_FIELDS:
-        raise QueryError(
+        raise UsageError(
             f"unknown sort key '{key}': use a record field such as started_at, duration_s, "
             "status, params.<name> or metrics.<name>.max"
         )
     records = [run.as_json() for run in runs]
     if runs and all(lookup(record, path) is MISSING for record in records):
-        raise QueryError(f"unknown sort key '{key}': no listed run has it")
+        raise UsageError(f"unknown sort key '{key}': no listed run has it")
     key_of = sort_key(path)
     keys = [key_of(record) for record in records]
     present = [i for i in range(len(runs)) if keys[i][0] < MISSING_RANK]

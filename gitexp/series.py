@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitexp import rundir
-from gitexp.metrics import iter_metric_points
+from gitexp.metrics import read_metric_points
 
 if TYPE_CHECKING:
     import pygit2
@@ -35,13 +35,12 @@ def metric_series(run_dir: Path | None, rank: int = 0) -> Series:
     if run_dir is None:
         return series
     isfinite = math.isfinite
-    for point in iter_metric_points(run_dir / rundir.METRICS_FILE):
-        point_rank = point.get("_rank", 0)
-        if point_rank != rank:
+    for item in read_metric_points(run_dir / rundir.METRICS_FILE):
+        if item is None:
+            continue  # counted in the record's `problems` when the run ended
+        step, point = item
+        if point.get("_rank", 0) != rank:
             continue
-        step = point.get("step")
-        if not (type(step) is int or (type(step) is float and isfinite(step))):
-            step = None
         for name, value in point.items():
             if name == "step" or name.startswith("_"):
                 continue

@@ -20,7 +20,7 @@ from typing import cast
 
 import pygit2
 
-from gitexp.errors import ConcurrentUpdateError, GitExpError
+from gitexp.errors import GitExpError
 from gitexp.ids import REF_PREFIX
 from gitexp.repository import common_dir
 
@@ -109,7 +109,7 @@ def create_ref(repo: pygit2.Repository, name: str, oid: pygit2.Oid) -> bool:
             return _compare_and_swap(repo, name, None, oid, "exp: run created")
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise ConcurrentUpdateError(f"could not update {name}: {exc}") from None
+                raise GitExpError(f"could not update {name}: {exc}") from None
             if time.monotonic() > deadline:
                 raise _gave_up(repo, name, exc) from None
             _backoff()  # another writer holds the lock
@@ -224,7 +224,7 @@ def swap_notes(
 
     `next_commit` is called again with the new tip whenever another writer moved the ref (or
     held its lock) first; returning None means there is nothing to write (False is returned).
-    Gives up with ConcurrentUpdateError after RETRY_SECONDS.
+    Gives up with GitExpError after RETRY_SECONDS.
     """
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
@@ -238,7 +238,7 @@ def swap_notes(
                 return True
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise ConcurrentUpdateError(f"could not update {NOTES_REF}: {exc}") from None
+                raise GitExpError(f"could not update {NOTES_REF}: {exc}") from None
             problem = exc
         # Someone else wrote first (the ref moved) or is writing now (it is locked).
         if time.monotonic() > deadline:
@@ -261,7 +261,7 @@ def delete_run_ref(repo: pygit2.Repository, name: str, expected: str) -> bool:
             return False
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise ConcurrentUpdateError(f"could not delete {name}: {exc}") from None
+                raise GitExpError(f"could not delete {name}: {exc}") from None
             if time.monotonic() > deadline:
                 raise _gave_up(repo, name, exc) from None
             _backoff()
@@ -399,18 +399,16 @@ def _is_contention(exc: Exception) -> bool:
     return "failed to lock file" in text or ("locked file" in text and "file exists" in text)
 
 
-def _gave_up(
-    repo: pygit2.Repository, ref_name: str, exc: Exception | None
-) -> ConcurrentUpdateError:
+def _gave_up(repo: pygit2.Repository, ref_name: str, exc: Exception | None) -> GitExpError:
     # Refs live in the common directory, shared by every linked worktree.
     lock = common_dir(repo) / f"{ref_name}.lock"
     if lock.exists():
-        return ConcurrentUpdateError(
+        return GitExpError(
             f"{ref_name} stayed locked for {RETRY_SECONDS:g}s: if no git process is running, "
             f"remove {lock}"
         )
     detail = f" ({exc})" if exc is not None else ""
-    return ConcurrentUpdateError(
+    return GitExpError(
         f"could not update {ref_name}: it kept changing for {RETRY_SECONDS:g}s{detail}"
     )
 

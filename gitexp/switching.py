@@ -48,22 +48,6 @@ WORKTREE_CODES = (
 )
 
 
-class LocalChangesError(GitExpError):
-    """Checking out would overwrite local changes."""
-
-
-class UnsavableChangesError(GitExpError):
-    """A forced checkout would overwrite files a snapshot cannot hold."""
-
-
-class BranchExistsError(GitExpError):
-    """The branch to create exists already."""
-
-
-class UnfinishedOperationError(GitExpError):
-    """A merge, rebase or similar is in progress, or the index has conflicts."""
-
-
 @dataclass
 class SavedState:
     """The snapshot `--force` made of the local state before overwriting it."""
@@ -110,7 +94,7 @@ def switch_working_tree(
     if force:
         _refuse_what_force_cannot_overwrite(repo, run, commit.tree)
     if obstacles and not force:
-        raise LocalChangesError(
+        raise GitExpError(
             f"checking out {run.id} would overwrite local changes to {_list_paths(obstacles)}; "
             "commit or stash them (git stash -u), or use --force to save them as a snapshot "
             "first"
@@ -155,7 +139,7 @@ def new_branch_ref(repo: pygit2.Repository, name: str) -> str:
     ):
         raise InvalidNameError(f"'{ids.printable(name)}' is not a valid branch name")
     if ref in repo.references:
-        raise BranchExistsError(f"a branch named '{name}' already exists")
+        raise GitExpError(f"a branch named '{name}' already exists")
     return ref
 
 
@@ -191,7 +175,7 @@ def _refuse_what_force_cannot_overwrite(
     (libgit2 will not overwrite an ignored file, for one)."""
     conflicts = _dry_run_conflicts(repo, target, FORCED)
     if conflicts:
-        raise LocalChangesError(
+        raise GitExpError(
             f"cannot check out {run.id}, even with --force: {_list_paths(conflicts)} "
             "would be overwritten (ignored files are never overwritten); move them away first"
         )
@@ -275,7 +259,7 @@ def _check_out(
         if branch_ref is not None:
             store.delete_ref(repo, branch_ref)
         # Something changed in the working tree since we looked; nothing was written.
-        raise LocalChangesError(f"cannot check out {run.id}: {exc}") from None
+        raise GitExpError(f"cannot check out {run.id}: {exc}") from None
     if branch_ref is not None:
         target = branch_ref[len("refs/heads/") :]
         message = f"checkout: moving from {previous} to {target} ({reason})"
@@ -292,7 +276,7 @@ def create_branch(repo: pygit2.Repository, ref: str, commit: pygit2.Oid, reason:
             ref, commit, False, message=f"branch: Created from {commit} ({reason})"
         )
     except (pygit2.GitError, ValueError) as exc:
-        raise BranchExistsError(f"cannot create {ref}: {exc}") from None
+        raise GitExpError(f"cannot create {ref}: {exc}") from None
 
 
 def _unlink_symlinks_in_the_way(repo: pygit2.Repository, tree: pygit2.Tree) -> None:
@@ -326,13 +310,13 @@ def _refuse_unfinished_operations(repo: pygit2.Repository) -> None:
         operation = (
             RepositoryState(state).name.split("_")[0].lower().replace("cherrypick", "cherry-pick")
         )
-        raise UnfinishedOperationError(
+        raise GitExpError(
             f"a {operation} is in progress: finish or abort it before checking out a run"
         )
     index = repo.index
     index.read(force=True)
     if index.conflicts is not None:
-        raise UnfinishedOperationError(
+        raise GitExpError(
             "the index has unresolved conflicts: resolve them before checking out a run"
         )
 
@@ -345,7 +329,7 @@ def _refuse_unsavable(
     workdir = Path(repo.workdir)
     lost = [path for path in _files_at_risk(workdir, obstacles) if path not in tree]
     if lost:
-        raise UnsavableChangesError(
+        raise GitExpError(
             f"checking out {run.id} would overwrite {_list_paths(lost)}, which --force cannot "
             "save (ignored, larger than exp.maxFileSize, or a nested repository): move them "
             "away first"

@@ -26,10 +26,6 @@ from gitexp.repository import common_dir
 WORKTREE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class WorktreePathError(GitExpError):
-    """The path asked for a new worktree is already taken."""
-
-
 @dataclass
 class Worktree:
     """A linked worktree we made: its directory and its administrative directory."""
@@ -50,12 +46,12 @@ class Worktree:
 def check_new_worktree_path(repo: pygit2.Repository, path: Path) -> None:
     """Refuse a path that exists or that git still knows as a (missing) worktree."""
     if path.exists() or path.is_symlink():
-        raise WorktreePathError(f"'{path}' already exists")
+        raise GitExpError(f"'{path}' already exists")
     for name in repo.list_worktrees():
         with contextlib.suppress(pygit2.GitError):
             known = Path(repo.lookup_worktree(name).path)
             if known.resolve() == path.resolve():
-                raise WorktreePathError(
+                raise GitExpError(
                     f"'{path}' is a missing but registered worktree; run `git worktree prune` first"
                 )
 
@@ -82,7 +78,7 @@ def add_worktree(
         try:
             path.mkdir()
         except FileExistsError:
-            raise WorktreePathError(f"'{path}' already exists") from None
+            raise GitExpError(f"'{path}' already exists") from None
         created_path = True
         (admin / "gitdir").write_text(f"{worktree.path.resolve() / '.git'}\n")
         (admin / "commondir").write_text("../..\n")

@@ -29,7 +29,7 @@ from gitexp.cli import cli
 from gitexp.cli.common import JSON_UNSAFE
 from gitexp.commands.gc import collect_garbage
 from gitexp.commands.rm import mark_deleted
-from gitexp.listing import S_EXACT, SUMMARY_VERSION, Run, list_runs, log_entries
+from gitexp.listing import SUMMARY_VERSION, Run, list_runs, log_entries
 from gitexp.record import dump_record, new_record
 
 pytestmark = pytest.mark.usefixtures(libgit2_home.__name__)
@@ -509,7 +509,7 @@ def test_log_json_is_every_record_as_json_byte_for_byte(repo_dir: Path) -> None:
 
     runs = list_runs(repo)
     by_id = {run.id: run for run in runs}
-    assert by_id["exact/20261120.001.kkkk"].summary[S_EXACT] is True
+    assert by_id["exact/20261120.001.kkkk"].summary.exact is True
     assert by_id["dead/20261120.001.nnnn"].status == "crashed"
     expected = orjson.dumps([run.as_json() for run in runs], option=orjson.OPT_INDENT_2)
     expected = expected.decode().translate(JSON_UNSAFE).encode() + b"\n"

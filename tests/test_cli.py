@@ -246,3 +246,51 @@ def test_show_unknown_and_ambiguous(
     assert message.startswith(f"ambiguous run '{run_id}': it matches ")
     assert sorted(message.split(" matches ")[1].split(", ")) == [f"copy/{run_id}", record["id"]]
     assert git(repo_dir, "for-each-ref") == refs
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("log", "--md", "--csv"),
+        ("log", "--json", "--md"),
+        ("compare", "--csv", "--json"),
+        ("log", "--json", "--csv", "--md"),
+    ],
+)
+def test_conflicting_output_formats_are_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, repo_dir: Path, args: tuple[str, ...]
+) -> None:
+    code, stdout, stderr = invoke_main(monkeypatch, *args)
+
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines()[-1] == "Error: choose one of --json, --csv and --md"
+
+
+def test_every_json_flag_is_the_shared_option() -> None:
+    # `diff` keeps its own --json: its CLI module belongs to the diff rewrite.
+    for name, command in cli.commands.items():
+        flags = {flag for param in command.params for flag in param.opts}
+        if "--json" in flags and name != "diff":
+            json_param = next(param for param in command.params if "--json" in param.opts)
+            assert json_param.name == "as_json", name
+            assert ("--csv" in flags) == ("--md" in flags), name
+            assert command.callback is not None and hasattr(command.callback, "__wrapped__"), name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("init", "--hooks", "--uninstall-hooks"), "--hooks and --uninstall-hooks cannot be used"),
+        (("export", "-o", "x.tar.gz"), "name the runs to export (RUN...), or use --all or --where"),
+        (("gc", "--older-than", "soon"), "invalid --older-than 'soon': use a duration"),
+        (("log", "--where", "("), "invalid --where expression: "),
+        (("compare", "--where", "a =="), "invalid --where expression: "),
+    ],
+)
+def test_usage_errors_exit_2(
+    monkeypatch: pytest.MonkeyPatch, repo_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    code, stdout, stderr = invoke_main(monkeypatch, *args)
+
+    assert (code, stdout) == (2, "")
+    assert assert_one_error_line(stderr).startswith(message)

@@ -46,6 +46,19 @@ def test_every_record_field_is_documented() -> None:
         )
 
 
+def test_the_record_type_is_the_documented_table() -> None:
+    from gitexp.record import RECORD_FIELDS, RunRecord
+
+    documented = (ROOT / "docs" / "format.md").read_text()
+    section = documented[documented.index("| field | type | meaning |") :]
+    table = section[: section.index("\n\n")]
+    fields = [
+        name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    ]
+    assert fields == list(RunRecord.__annotations__)
+    assert set(RECORD_FIELDS) <= set(fields)
+
+
 def test_readme_quick_start_commands_are_the_ci_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()

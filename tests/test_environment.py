@@ -18,7 +18,6 @@ from gitexp.environment import (
     ENV_ALLOWED_PREFIXES,
     ENV_ALLOWLIST,
     PACKAGES_OF_INTEREST,
-    PYTHON_PROBE_SCRIPT,
     host_info,
     parse_nvidia_smi_csv,
     recorded_env,
@@ -26,6 +25,7 @@ from gitexp.environment import (
     start_host_probe,
     start_python_probe,
 )
+from gitexp.probecache import PROBE_FILE
 
 NVIDIA_SMI_SAMPLE = """\
 0, NVIDIA A100-SXM4-80GB, GPU-5a3f1c2e-8b7d-4e6f-9a1b-2c3d4e5f6a7b, 81920, 535.104.05
@@ -101,8 +101,20 @@ def test_probe_uses_given_environment(tmp_path: Path) -> None:
     assert found["packages"] == {"fake-dist": "1.2.3"}
 
 
-def test_probe_script_is_python_38_syntax() -> None:
-    ast.parse(PYTHON_PROBE_SCRIPT, feature_version=(3, 8))
+def test_probe_program_is_python_38_stdlib_only() -> None:
+    tree = ast.parse(PROBE_FILE.read_text(), feature_version=(3, 8))
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    assert imported <= set(sys.stdlib_module_names)
 
 
 def test_packages_of_interest_are_unique_and_include_the_basics() -> None:

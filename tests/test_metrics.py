@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import gitexp
 from gitexp import child
-from gitexp.metrics import MetricsSummary, iter_metric_points, summarize_metrics
+from gitexp.metrics import MetricsSummary, read_metric_points, summarize_metrics
 
 
 def write_lines(path: Path, *lines: str) -> Path:
@@ -43,7 +43,7 @@ def test_summary_per_metric_in_order_of_first_appearance(tmp_path: Path) -> None
 
 def test_missing_file_gives_an_empty_summary(tmp_path: Path) -> None:
     assert summarize_metrics(tmp_path / "nope.jsonl") == MetricsSummary(metrics={}, bad_lines=0)
-    assert list(iter_metric_points(tmp_path / "nope.jsonl")) == []
+    assert list(read_metric_points(tmp_path / "nope.jsonl")) == []
 
 
 def test_bad_and_torn_lines_are_counted_and_skipped(tmp_path: Path) -> None:
@@ -61,9 +61,13 @@ def test_bad_and_torn_lines_are_counted_and_skipped(tmp_path: Path) -> None:
     summary = summarize_metrics(path)
     assert summary.bad_lines == 4
     assert summary.metrics == {"loss": {"last": 0.5, "min": 0.5, "max": 1.0, "count": 2, "step": 1}}
-    assert list(iter_metric_points(path)) == [
-        {"step": 0, "loss": 1.0},
-        {"step": 1, "loss": 0.5},
+    assert list(read_metric_points(path)) == [
+        (0, {"step": 0, "loss": 1.0}),
+        None,
+        None,
+        None,
+        (1, {"step": 1, "loss": 0.5}),
+        None,
     ]
 
 
@@ -152,3 +156,31 @@ def test_summary_matches_a_plain_computation(values: list[float]) -> None:
             "step": len(values) - 1,
         }
     }
+
+
+def test_series_and_summaries_read_lines_alike(tmp_path: Path) -> None:
+    from gitexp.series import metric_series
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(
+        b'{"step": 0, "loss": 1.0}\n'
+        b'{"step": NaN, "loss": Infinity}\n'  # Python's json module writes these literals
+        b'{"step": 2, "loss": 18446744073709551616}\n'  # beyond orjson's 64 bits
+        b"\n"
+        b"[1]\n"
+        b'{"loss": 0.5, "_rank": 1}\n'
+        b'{"step": 4, "lo'
+    )
+    summary = summarize_metrics(path)
+    series = metric_series(tmp_path)
+
+    assert summary.bad_lines == 2
+    assert summary.metrics["loss"] == {
+        "last": 0.5,
+        "min": 0.5,
+        "max": 18446744073709551616,
+        "count": 4,
+        "step": 3,
+    }
+    assert [step for step, _ in series["loss"]] == [0, 1, 2]
+    assert math.isnan(series["loss"][1][1])

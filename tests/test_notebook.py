@@ -16,10 +16,9 @@ from helpers_diff import snapshot_run
 from helpers_e2e import user_env
 
 import gitexp
-from gitexp.errors import UnknownRunError
+from gitexp.errors import GitExpError, UnknownRunError
 from gitexp.extras import MissingExtraError
 from gitexp.notebook import Run, Runs, series_rows
-from gitexp.plotting import NoMetricsError, UnknownMetricError
 
 HOSTILE = "<img src=x onerror=alert(1)> & \x1b[31m"
 
@@ -186,9 +185,9 @@ def test_run_html_shows_its_curves(repo: Path) -> None:
     assert {"loss", "val_acc", "train/bbbb"} <= texts
     assert "<svg" not in runs["aaaa"]._repr_html_()  # no series here: the record table only
     assert "<svg" in runs[0:2].plot(["loss"])._repr_svg_()
-    with pytest.raises(UnknownMetricError, match="unknown metric 'acc'"):
+    with pytest.raises(GitExpError, match="unknown metric 'acc'"):
         runs["bbbb"].plot(["acc"])
-    with pytest.raises(NoMetricsError, match=r"^no metrics to plot"):
+    with pytest.raises(GitExpError, match=r"^no metrics to plot"):
         runs["aaaa"].plot()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gitexp.environment import start_python_probe
-from gitexp.probecache import ProbeCache
+from gitexp.probecache import PROBE_FILE, ProbeCache
 
 PACKAGES = ["tiny-pkg", "other-pkg"]
 
@@ -79,6 +79,19 @@ def test_second_probe_is_answered_from_the_cache_with_the_same_answer(
     assert first["packages"] == {"tiny-pkg": "1.0"}
     assert first["executable"] == venv.python
     assert "cache" not in first
+
+
+def test_a_changed_probe_program_is_not_answered_from_the_cache(tmp_path: Path, venv: Venv) -> None:
+    program = tmp_path / "probe.py"
+    program.write_bytes(PROBE_FILE.read_bytes())
+    cache = ProbeCache(tmp_path / "cache" / "python-probe-v1", racy_seconds=0, probe_file=program)
+    venv.add_dist("tiny-pkg", "1.0")
+    _, first_cached = probe(venv.python, cache)
+    _, second_cached = probe(venv.python, cache)
+    program.write_bytes(PROBE_FILE.read_bytes() + b"# a new version of the probe\n")
+    _, third_cached = probe(venv.python, cache)
+
+    assert (first_cached, second_cached, third_cached) == (False, True, False)
 
 
 def test_install_upgrade_and_removal_are_seen(venv: Venv, cache: ProbeCache) -> None:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitexp.query import QueryError, compile_where, lookup, parse_path, parse_since, sort_key
+from gitexp.errors import UsageError
+from gitexp.query import compile_where, lookup, parse_duration, parse_path, parse_since, sort_key
 
 RECORD = {
     "name": "train",
@@ -64,15 +65,15 @@ def test_where_expressions(expression: str, expected: bool) -> None:
     ],
 )  # fmt: skip
 def test_malformed_expressions_say_where(expression: str, message: str) -> None:
-    with pytest.raises(QueryError, match=r"^invalid --where expression: ") as raised:
+    with pytest.raises(UsageError, match=r"^invalid --where expression: ") as raised:
         compile_where(expression)
     assert message in str(raised.value)
 
 
 def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
-    with pytest.raises(QueryError, match="nested deeper"):
+    with pytest.raises(UsageError, match="nested deeper"):
         compile_where("(" * 500 + "a == 1" + ")" * 500)
-    with pytest.raises(QueryError, match="nested deeper"):
+    with pytest.raises(UsageError, match="nested deeper"):
         compile_where("not " * 500 + "a exists")
 
 
@@ -81,7 +82,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
 def test_any_text_either_compiles_or_raises_query_error(text: str) -> None:
     try:
         predicate = compile_where(text)
-    except QueryError as exc:
+    except UsageError as exc:
         assert "\n" not in str(exc).strip() or "\n" in text
         return
     predicate(RECORD)
@@ -99,7 +100,7 @@ def test_any_text_either_compiles_or_raises_query_error(text: str) -> None:
     )
 )  # fmt: skip
 def test_token_soup_never_crashes(tokens: list[str]) -> None:
-    with contextlib.suppress(QueryError):
+    with contextlib.suppress(UsageError):
         compile_where(" ".join(tokens))(RECORD)
 
 
@@ -120,5 +121,25 @@ def test_since() -> None:
     assert parse_since("2d", now) == now.timestamp() - 2 * 86400
     assert parse_since("90m", now) == now.timestamp() - 5400
     assert parse_since("2026-11-27T11:00:00+00:00", now) == now.timestamp() - 3600
-    with pytest.raises(QueryError, match="invalid --since 'soon'"):
+    with pytest.raises(UsageError, match="invalid --since 'soon'"):
         parse_since("soon", now)
+
+
+def test_parse_duration_is_the_one_grammar() -> None:
+    day = 86400
+    assert parse_duration("0", "--older-than") == 0
+    assert parse_duration("30d", "--older-than") == 30 * day
+    assert parse_duration("12h", "--older-than") == 12 * 3600
+    assert parse_duration("2w", "--older-than") == 14 * day
+    assert parse_duration("90m", "--older-than") == 90 * 60
+    assert parse_duration(" 45s ", "--older-than") == 45
+    assert parse_duration("1.5d", "--older-than") == 1.5 * day  # --since took it, gc did not
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    assert parse_since("1.5d", now) == now.timestamp() - 1.5 * day
+    assert parse_since("0", now) == now.timestamp()
+    for bad in ("", "30", "-1d", "3y", "d", "0.0"):
+        with pytest.raises(UsageError) as caught:
+            parse_duration(bad, "--older-than")
+        assert str(caught.value) == (
+            f"invalid --older-than '{bad}': use a duration (45s, 90m, 12h, 2d, 1w)"
+        )

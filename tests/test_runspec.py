@@ -8,7 +8,7 @@ import pygit2
 import pytest
 from helpers import finished_record, libgit2_home, make_run, make_three_runs, repo_state, started
 
-from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
+from gitexp.errors import GitExpError, InvalidNameError, UnknownRunError
 from gitexp.listing import list_runs
 from gitexp.runspec import resolve_run_spec
 
@@ -62,12 +62,12 @@ def test_ambiguous_specs_list_the_candidates(three_runs: pygit2.Repository) -> N
     runs = list_runs(three_runs)
     with pytest.raises(UnknownRunError):
         resolve_run_spec(runs, "20261120.001")  # a prefix, not a suffix: names nothing
-    with pytest.raises(AmbiguousRunError) as caught:
+    with pytest.raises(GitExpError) as caught:
         resolve_run_spec(runs, "9")
     assert str(caught.value) == (
         "ambiguous run '9': it matches train/20261120.002.zz99, train/20261120.001.k3f9"
     )
-    with pytest.raises(AmbiguousRunError, match=r"train/20261120.002.zz99, train/20261120.001"):
+    with pytest.raises(GitExpError, match=r"train/20261120.002.zz99, train/20261120.001"):
         resolve_run_spec(runs, "train/9")
 
 
@@ -76,7 +76,7 @@ def test_same_id_under_two_names_is_ambiguous(repo_dir: Path) -> None:
     for name in ("train", "eval"):
         make_run(repo, name, "20261120.001.same", finished_record(name, "x", started(9)))
     runs = list_runs(repo)
-    with pytest.raises(AmbiguousRunError, match=r"eval/20261120.001.same"):
+    with pytest.raises(GitExpError, match=r"eval/20261120.001.same"):
         resolve_run_spec(runs, "20261120.001.same")
     assert resolve_run_spec(runs, "eval/20261120.001.same").name == "eval"
 
@@ -86,7 +86,7 @@ def test_many_candidates_are_summarised(repo_dir: Path) -> None:
     for n in range(13):
         run_id = f"20261120.{n + 1:03d}.a{n:02d}x"
         make_run(repo, "train", run_id, finished_record("train", run_id, started(n)))
-    with pytest.raises(AmbiguousRunError, match=r" and 3 more$") as caught:
+    with pytest.raises(GitExpError, match=r" and 3 more$") as caught:
         resolve_run_spec(list_runs(repo), "x")
     assert str(caught.value).count("train/") == 10
 

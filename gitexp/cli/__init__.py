@@ -34,8 +34,9 @@ from gitexp.cli import (
     ui,
 )
 from gitexp.cli.common import CONTEXT, safe
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 
+EXIT_USAGE = 2  # click's own exit code for a bad command line
 EXIT_INTERNAL_ERROR = 70
 COMMANDS = (
     run.run,
@@ -76,6 +77,10 @@ def cli() -> None:
     Runs live on refs/experiments/<name>/<id>, their records in git notes on
     refs/notes/experiments; your branch, index, working tree and stash are never
     touched. Format: docs/format.md.
+
+    Exit status: 0 success, 1 error, 2 usage error (a bad option, value or
+    combination), 70 internal error (a bug in gitexp), 130 interrupted (Ctrl-C);
+    `git exp run` and `git exp rerun` exit with the program's own status.
     """
 
 
@@ -84,14 +89,15 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    """Entry point: one `error:` line and exit 1 for user errors, never a traceback."""
+    """Entry point: one `error:` line and exit 1 for user errors (2 for usage errors), never
+    a traceback."""
     # What any command writes to git (a note, an annotation) is cleared of these values.
     remember_environment_secrets(os.environ)
     try:
         code = cli.main(prog_name="git exp", standalone_mode=False)
     except GitExpError as exc:
         click.echo(f"error: {safe(str(exc))}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else 1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

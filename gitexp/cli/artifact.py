@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
+from gitexp.errors import GitExpError
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_spec", metavar="RUN")
 @click.argument("name", required=False)
 @click.option("--verify", is_flag=True, help="Also re-hash the files and compare their sha256.")
-@click.option("--json", "as_json", is_flag=True, help="Print the entry (or all of them) as JSON.")
-def artifact(run_spec: str, name: str | None, verify: bool, as_json: bool) -> None:
+@output_options("Print the entry (or all of them) as JSON.")
+def artifact(run_spec: str, name: str | None, verify: bool, fmt: OutputFormat) -> None:
     """Print the path of a run's artifact NAME, or list the run's artifacts.
 
     Artifacts are the files the program recorded with gitexp.artifact(path):
@@ -31,16 +32,16 @@ def artifact(run_spec: str, name: str | None, verify: bool, as_json: bool) -> No
 
     if name is not None:
         _, found = find_artifact(open_repo(), run_spec, name, verify)
-        if as_json:
+        if fmt == "json":
             echo_json(found.as_json())
         else:
             click.echo(str(found.file))
         return
-    _list(run_spec, verify, as_json)
+    _list(run_spec, verify, fmt == "json")
 
 
 def _list(run_spec: str, verify: bool, as_json: bool) -> None:
-    from gitexp.commands.artifact import OK, ArtifactStateError, list_artifacts
+    from gitexp.commands.artifact import OK, list_artifacts
     from gitexp.display import format_size
 
     run, artifacts = list_artifacts(open_repo(), run_spec, verify)
@@ -55,7 +56,7 @@ def _list(run_spec: str, verify: bool, as_json: bool) -> None:
             click.echo(safe(line + state))
     bad = [item for item in artifacts if item.state != OK]
     if bad:
-        raise ArtifactStateError(
+        raise GitExpError(
             f"{len(bad)} of {len(artifacts)} artifacts of {run.id} are not as recorded: "
             + "; ".join(f"'{item.name}' {item.detail}" for item in bad[:3])
             + (" ..." if len(bad) > 3 else "")

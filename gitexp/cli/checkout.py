@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 if TYPE_CHECKING:
     from gitexp.commands.checkout import CheckoutResult
@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     help="Save the local state as a snapshot (saved/<id>) first, then overwrite it.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+@output_options("Report as JSON.")
 def checkout(
     run_spec: str,
     branch: str | None,
     worktree: Path | None,
     force: bool,
     dry_run: bool,
-    as_json: bool,
+    fmt: OutputFormat,
 ) -> None:
     """Check out the code of a run: its snapshot, on a detached HEAD.
 
@@ -75,7 +75,7 @@ def checkout(
         force=force,
         dry_run=dry_run,
     )
-    if as_json:
+    if fmt == "json":
         echo_json(result.as_json())
         return
     for line in describe(result):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -23,6 +24,34 @@ JSON_UNSAFE = {
     for code in [*range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 }
 CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+OutputFormat = Literal["text", "json", "csv", "md"]
+TABLE_HELP = {"csv": "Print a CSV table with a header row.", "md": "Print a Markdown table."}
+
+
+def output_options(json_help: str, tables: bool = False) -> Callable[[Any], Any]:
+    """`--json` (and with `tables`, `--csv` and `--md`) for a command, which gets them as one
+    `fmt` argument ("text" when none is given); two of them together are a usage error."""
+    flags = ["json", "csv", "md"] if tables else ["json"]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_format(*args: Any, **kwargs: Any) -> Any:
+            chosen = [flag for flag in flags if kwargs.pop(f"as_{flag}")]
+            if len(chosen) > 1:
+                raise click.UsageError(f"choose one of {_one_of(flags)}")
+            return command(*args, fmt=chosen[0] if chosen else "text", **kwargs)
+
+        for flag in reversed(flags):
+            help_text = json_help if flag == "json" else TABLE_HELP[flag]
+            click.option(f"--{flag}", f"as_{flag}", is_flag=True, help=help_text)(with_format)
+        return with_format
+
+    return decorate
+
+
+def _one_of(flags: list[str]) -> str:
+    names = [f"--{flag}" for flag in flags]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def open_repo() -> Any:

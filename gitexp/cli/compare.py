@@ -6,7 +6,15 @@ from typing import Any, cast
 
 import click
 
-from gitexp.cli.common import CONTEXT, STATUS_COLOURS, echo_json, open_repo, safe
+from gitexp.cli.common import (
+    CONTEXT,
+    STATUS_COLOURS,
+    OutputFormat,
+    echo_json,
+    open_repo,
+    output_options,
+    safe,
+)
 
 
 @click.command(context_settings=CONTEXT)
@@ -26,9 +34,7 @@ from gitexp.cli.common import CONTEXT, STATUS_COLOURS, echo_json, open_repo, saf
     help="Which summary of each metric to show.",
 )
 @click.option("--all-columns", is_flag=True, help="Also show columns whose values are all equal.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV with a header row.")
-@click.option("--md", "as_md", is_flag=True, help="Print a GitHub markdown table.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of row objects.")
+@output_options("Print a JSON list of row objects.", tables=True)
 def compare(
     specs: tuple[str, ...],
     where: str | None,
@@ -38,9 +44,7 @@ def compare(
     max_count: int | None,
     metric_stat: str,
     all_columns: bool,
-    as_csv: bool,
-    as_md: bool,
-    as_json: bool,
+    fmt: OutputFormat,
 ) -> None:
     """Compare runs in a table: one row a run, columns for params and metrics.
 
@@ -60,8 +64,6 @@ def compare(
     """
     from gitexp.commands.compare import MetricStat, compare_runs
 
-    if sum((as_csv, as_md, as_json)) > 1:
-        raise click.UsageError("choose one of --csv, --md and --json")
     table = compare_runs(
         open_repo(),
         specs,
@@ -73,12 +75,11 @@ def compare(
         metric_stat=cast("MetricStat", metric_stat),
         all_columns=all_columns,
     )
-    if as_json:
+    if fmt == "json":
         echo_json(table.as_json())
         return
-    from gitexp.cli.tables import TableFormat, render_table
+    from gitexp.cli.tables import render_table
 
-    fmt: TableFormat = "csv" if as_csv else "md" if as_md else "text"
     cells = [
         [_cell(row.get(column), column, fmt) for column in table.columns] for row in table.rows
     ]

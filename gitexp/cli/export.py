@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
-from gitexp.errors import GitExpError
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
+from gitexp.errors import GitExpError, UsageError
 
 
 @click.command(context_settings=CONTEXT)
@@ -25,14 +25,14 @@ from gitexp.errors import GitExpError
 @click.option("--all", "all_runs", is_flag=True, help="Every run, those marked deleted included.")
 @click.option("--where", metavar="EXPR", help="Runs whose record matches EXPR (as in log).")
 @click.option("-f", "--force", is_flag=True, help="Replace FILE if it exists.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was exported as JSON.")
+@output_options("Print what was exported as JSON.")
 def export(
     run_specs: tuple[str, ...],
     output: str,
     all_runs: bool,
     where: str | None,
     force: bool,
-    as_json: bool,
+    fmt: OutputFormat,
 ) -> None:
     """Pack runs into one .tar.gz file for another clone: `git exp import` reads it.
 
@@ -51,8 +51,8 @@ def export(
     from gitexp.commands.export import export_runs, export_to_file, runs_to_export
     from gitexp.display import format_size
 
-    if output == "-" and as_json:
-        raise GitExpError("--json cannot go with -o - (stdout carries the archive)")
+    if output == "-" and fmt == "json":
+        raise UsageError("--json cannot go with -o - (stdout carries the archive)")
     if output == "-" and sys.stdout.isatty():
         raise GitExpError("refusing to write a binary archive to a terminal: use -o FILE")
     repo = open_repo()
@@ -64,7 +64,7 @@ def export(
         report = export_to_file(repo, runs, Path(output), force)
     for warning in report.warnings:
         click.echo(safe(f"warning: {warning}"), err=True)
-    if as_json:
+    if fmt == "json":
         echo_json(report.as_json())
         return
     size = f", {format_size(report.archive_bytes)}" if report.archive_bytes is not None else ""
@@ -75,8 +75,8 @@ def export(
 @click.command("import", context_settings=CONTEXT)
 @click.argument("archive", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-n", "--dry-run", is_flag=True, help="Check FILE and show what would happen.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
-def import_runs(archive: Path, dry_run: bool, as_json: bool) -> None:
+@output_options("Print what was imported as JSON.")
+def import_runs(archive: Path, dry_run: bool, fmt: OutputFormat) -> None:
     """Bring in the runs of FILE, made by `git exp export` in another clone.
 
     Every object is checked against its hash and every path in FILE must stay
@@ -106,7 +106,7 @@ def import_runs(archive: Path, dry_run: bool, as_json: bool) -> None:
         click.echo(safe(f"warning: {warning}"), err=True)
     for run in report.conflicts:
         click.echo(f"warning: {run} exists here with another snapshot; kept yours", err=True)
-    if as_json:
+    if fmt == "json":
         echo_json(report.as_json())
         return
     verb = "would import" if dry_run else "imported"

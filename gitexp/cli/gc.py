@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 if TYPE_CHECKING:
     from gitexp.commands.gc import GcSkip
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     show_default=True,
     help="Only runs marked deleted at least AGE ago: 30d, 12h, 90m, 2w (0: all marked).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
-def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
+@output_options("Print what was removed as JSON.")
+def gc(dry_run: bool, older_than: str, fmt: OutputFormat) -> None:
     """Physically remove the runs marked deleted by `git exp rm`, and nothing else.
 
     For each such run: its ref and its run directory go, and the space freed is
@@ -41,17 +41,18 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
       git exp gc --older-than 30d
       git exp gc --json
     """
-    from gitexp.commands.gc import collect_garbage, parse_age
+    from gitexp.commands.gc import collect_garbage
     from gitexp.display import format_size
+    from gitexp.query import parse_duration
 
-    age = parse_age(older_than)
+    age = parse_duration(older_than, "--older-than")
     report = collect_garbage(
         open_repo(),
         older_than=age,
         dry_run=dry_run,
         env_logdir=os.environ.get("GITEXP_LOGDIR"),
     )
-    if as_json:
+    if fmt == "json":
         answer = report.as_json()
         answer["skipped"] = [
             {"id": skip.id, "reason": skip_reason(skip)} for skip in report.skipped
@@ -69,7 +70,7 @@ def gc(dry_run: bool, older_than: str, as_json: bool) -> None:
             click.echo(f"would remove {count}, freeing {freed} (dry run: nothing changed)")
         else:
             click.echo(f"removed {count}, freed {freed}")
-    if not as_json:
+    if fmt != "json":
         for skip in report.skipped:
             click.echo(safe(f"skipped {skip.id}: {skip_reason(skip)}"), err=True)
     for problem in report.problems:

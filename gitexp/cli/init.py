@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -20,7 +20,7 @@ from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 )
 @click.option("--remote", metavar="NAME", help="The remote --config sets up.  [default: origin]")
 @click.option("-n", "--dry-run", is_flag=True, help="Only show what would change.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@output_options("Print the report as JSON.")
 def init(
     hooks: bool,
     uninstall_hooks: bool,
@@ -28,7 +28,7 @@ def init(
     show_notes: bool,
     remote: str | None,
     dry_run: bool,
-    as_json: bool,
+    fmt: OutputFormat,
 ) -> None:
     """Prepare this repository for sharing runs; without options, show what is set up.
 
@@ -62,7 +62,7 @@ def init(
         remote=remote,
         dry_run=dry_run,
     )
-    if as_json:
+    if fmt == "json":
         echo_json(report.as_json())
     else:
         for change in report.changes:

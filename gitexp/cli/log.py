@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json_array, log_lines, open_repo, safe
+from gitexp.cli.common import (
+    CONTEXT,
+    OutputFormat,
+    echo_json_array,
+    log_lines,
+    open_repo,
+    output_options,
+    safe,
+)
 
 STATUS_CHOICES = ["running", "succeeded", "failed", "interrupted", "crashed", "saved", "unreadable"]
 TABLE_COLUMNS = ["id", "status", "started_at", "duration_s", "commit", "metrics", "tags", "message"]
@@ -39,9 +47,7 @@ TABLE_COLUMNS = ["id", "status", "started_at", "duration_s", "commit", "metrics"
 @click.option("-r", "--reverse", is_flag=True, help="Reverse the order.")
 @click.option("--all", "include_deleted", is_flag=True, help="Include runs marked deleted.")
 @click.option("-n", "--max-count", type=click.IntRange(min=0), help="Show at most this many runs.")
-@click.option("--json", "fmt", flag_value="json", help="Print the records as a JSON array.")
-@click.option("--csv", "fmt", flag_value="csv", help="Print a CSV table.")
-@click.option("--md", "fmt", flag_value="md", help="Print a Markdown table.")
+@output_options("Print the records as a JSON array.", tables=True)
 def log(
     names: tuple[str, ...],
     statuses: tuple[str, ...],
@@ -52,7 +58,7 @@ def log(
     reverse: bool,
     include_deleted: bool,
     max_count: int | None,
-    fmt: str | None,
+    fmt: OutputFormat,
 ) -> None:
     """List runs, newest first, one line each (all names, or only NAMES).
 
@@ -85,7 +91,7 @@ def log(
     gc.disable()
     try:
         repo = open_repo()
-        if fmt is None and not (names or statuses or tags or where or since or sort):
+        if fmt == "text" and not (names or statuses or tags or where or since or sort):
             # The plain listing: lines straight from the listing cache, no run objects.
             entries = plain_log(repo, max_count, include_deleted=include_deleted, reverse=reverse)
             _print_lines(entries)
@@ -108,7 +114,7 @@ def log(
             gc.enable()
 
 
-def _print_runs(repo: Any, runs: list[Any], fmt: str | None) -> None:
+def _print_runs(repo: Any, runs: list[Any], fmt: OutputFormat) -> None:
     if fmt == "json":
         import pygit2
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -14,8 +14,8 @@ from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
 @click.argument("message", required=False)
 @click.option("-a", "--append", is_flag=True, help="Add MESSAGE as a timestamped annotation.")
 @click.option("--clear", is_flag=True, help="Remove the run's message.")
-@click.option("--json", "as_json", is_flag=True, help="Print the updated record as JSON.")
-def note(run_spec: str, message: str | None, append: bool, clear: bool, as_json: bool) -> None:
+@output_options("Print the updated record as JSON.")
+def note(run_spec: str, message: str | None, append: bool, clear: bool, fmt: OutputFormat) -> None:
     """Set a run's message, or add a timestamped annotation to it.
 
     Without MESSAGE, prints the run's message and annotations. Works while the
@@ -41,9 +41,9 @@ def note(run_spec: str, message: str | None, append: bool, clear: bool, as_json:
         if clear and (message is not None or append):
             raise click.UsageError("--clear takes no MESSAGE and no --append")
         record = set_message(repo, run_spec, None if clear else message, os.environ, append)
-        if not as_json:
+        if fmt != "json":
             return
-    if as_json:
+    if fmt == "json":
         echo_json(record)
         return
     if record.get("message"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 from gitexp.errors import GitExpError
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ MAX_TERMINAL_WIDTH = 120
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the plot to FILE.png, FILE.svg or FILE.html instead of the terminal.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the series as JSON instead.")
+@output_options("Print the series as JSON instead.")
 def plot(
-    specs: tuple[str, ...], metrics: tuple[str, ...], output: Path | None, as_json: bool
+    specs: tuple[str, ...], metrics: tuple[str, ...], output: Path | None, fmt: OutputFormat
 ) -> None:
     """Plot metric curves against step: one subplot per metric, the RUNs overlaid.
 
@@ -74,7 +74,7 @@ def plot(
     if output is not None:
         _write(output, data.metrics, curves)
         click.echo(f"gitexp: wrote {output}", err=True)
-    if as_json:
+    if fmt == "json":
         echo_json(data.as_json())
     elif output is None:
         from gitexp.plotting import render_terminal

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("remote", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
-def fetch(remote: str | None, as_json: bool) -> None:
+@output_options("Print what was fetched as JSON.")
+def fetch(remote: str | None, fmt: OutputFormat) -> None:
     """Download REMOTE's runs and records, without merging the records.
 
     Runs this clone lacks are fetched under refs/experiments/; the remote's
@@ -27,13 +27,13 @@ def fetch(remote: str | None, as_json: bool) -> None:
     """
     from gitexp.commands.pull import fetch_runs
 
-    _report(fetch_runs(open_repo(), remote, os.environ), as_json)
+    _report(fetch_runs(open_repo(), remote, os.environ), fmt == "json")
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("remote", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print what was pulled as JSON.")
-def pull(remote: str | None, as_json: bool) -> None:
+@output_options("Print what was pulled as JSON.")
+def pull(remote: str | None, fmt: OutputFormat) -> None:
     """Bring REMOTE's runs and records here, merging records run by run.
 
     A run only the remote has is added; a run changed on both sides is merged
@@ -54,7 +54,7 @@ def pull(remote: str | None, as_json: bool) -> None:
     """
     from gitexp.commands.pull import pull_runs
 
-    _report(pull_runs(open_repo(), remote, os.environ), as_json)
+    _report(pull_runs(open_repo(), remote, os.environ), fmt == "json")
 
 
 def _report(result: Any, as_json: bool) -> None:

@@ -6,14 +6,14 @@ import os
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("remote", required=False)
 @click.argument("run_specs", metavar="[RUN]...", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print what was pushed as JSON.")
-def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
+@output_options("Print what was pushed as JSON.")
+def push(remote: str | None, run_specs: tuple[str, ...], fmt: OutputFormat) -> None:
     """Send runs (all, or the RUNs named) and their records to REMOTE.
 
     Pushes refs/experiments/* and refs/notes/experiments through git, so your
@@ -33,7 +33,7 @@ def push(remote: str | None, run_specs: tuple[str, ...], as_json: bool) -> None:
     from gitexp.commands.push import push_runs
 
     result = push_runs(open_repo(), remote, run_specs, os.environ)
-    if as_json:
+    if fmt == "json":
         echo_json(vars(result))
         return
     pushed = len(result.pushed)

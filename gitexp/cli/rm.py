@@ -6,13 +6,13 @@ import os
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_specs", metavar="RUN...", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-def rm(run_specs: tuple[str, ...], as_json: bool) -> None:
+@output_options("Print what changed as JSON.")
+def rm(run_specs: tuple[str, ...], fmt: OutputFormat) -> None:
     """Mark runs deleted: hidden from `git exp log` (unless --all), never erased.
 
     The mark is a time in the record; `git exp restore` clears it, and only
@@ -23,13 +23,13 @@ def rm(run_specs: tuple[str, ...], as_json: bool) -> None:
       git exp rm @
       git exp rm k3f9 train/20261127.002.p0qz
     """
-    _mark(run_specs, deleted=True, as_json=as_json)
+    _mark(run_specs, deleted=True, as_json=fmt == "json")
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_specs", metavar="RUN...", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-def restore(run_specs: tuple[str, ...], as_json: bool) -> None:
+@output_options("Print what changed as JSON.")
+def restore(run_specs: tuple[str, ...], fmt: OutputFormat) -> None:
     """Clear the deletion mark of runs marked by `git exp rm`.
 
     \b
@@ -37,7 +37,7 @@ def restore(run_specs: tuple[str, ...], as_json: bool) -> None:
       git exp log --all --where 'deleted != null'
       git exp restore k3f9
     """
-    _mark(run_specs, deleted=False, as_json=as_json)
+    _mark(run_specs, deleted=False, as_json=fmt == "json")
 
 
 def _mark(run_specs: tuple[str, ...], deleted: bool, as_json: bool) -> None:

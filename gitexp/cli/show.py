@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_spec", metavar="RUN")
-@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-def show(run_spec: str, as_json: bool) -> None:
+@output_options("Print the record as JSON.")
+def show(run_spec: str, fmt: OutputFormat) -> None:
     """Show one run's whole record.
 
     RUN is <name>/<id>, <id>, any unique suffix of an id (such as its random
@@ -25,7 +25,7 @@ def show(run_spec: str, as_json: bool) -> None:
     from gitexp.commands.show import show_run
 
     run = show_run(open_repo(), run_spec)
-    if as_json:
+    if fmt == "json":
         echo_json(run.as_json())
         return
     from gitexp.cli.showtext import render_run

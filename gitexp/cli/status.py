@@ -7,15 +7,23 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitexp.cli.common import CONTEXT, STATUS_COLOURS, echo_json, open_repo, safe
+from gitexp.cli.common import (
+    CONTEXT,
+    STATUS_COLOURS,
+    OutputFormat,
+    echo_json,
+    open_repo,
+    output_options,
+    safe,
+)
 
 if TYPE_CHECKING:
     from gitexp.commands.status import ActiveRun
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
-def status(as_json: bool) -> None:
+@output_options("Print the runs as JSON.")
+def status(fmt: OutputFormat) -> None:
     """Show the runs in progress on this machine, and the runs that crashed.
 
     A run in progress shows its id, the pid of its `git exp run`, the time since
@@ -30,7 +38,7 @@ def status(as_json: bool) -> None:
     from gitexp.commands.status import run_status
 
     report = run_status(open_repo())
-    if as_json:
+    if fmt == "json":
         echo_json(report.as_json())
         return
     if not report.running:

@@ -6,15 +6,15 @@ import os
 
 import click
 
-from gitexp.cli.common import CONTEXT, echo_json, open_repo, safe
+from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_spec", metavar="RUN")
 @click.argument("tags", nargs=-1)
 @click.option("-d", "--delete", is_flag=True, help="Remove the TAGs instead of adding them.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's tags as JSON.")
-def tag(run_spec: str, tags: tuple[str, ...], delete: bool, as_json: bool) -> None:
+@output_options("Print the run's tags as JSON.")
+def tag(run_spec: str, tags: tuple[str, ...], delete: bool, fmt: OutputFormat) -> None:
     """Add TAGs to a run (or remove them with -d); without TAGs, list its tags.
 
     A tag has no spaces, commas or control characters (at most 100 characters).
@@ -40,9 +40,9 @@ def tag(run_spec: str, tags: tuple[str, ...], delete: bool, as_json: bool) -> No
         add, remove = ((), tags) if delete else (tags, ())
         record = change_tags(repo, run_spec, os.environ, add=add, remove=remove)
         current = [str(tag) for tag in record.get("tags") or []]
-        if not as_json:
+        if fmt != "json":
             return
-    if as_json:
+    if fmt == "json":
         echo_json(current)
     else:
         for name in current:

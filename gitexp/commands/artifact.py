@@ -27,14 +27,6 @@ HASH_CHUNK = 1024 * 1024
 OK, MISSING, CHANGED, OUTSIDE = "ok", "missing", "changed", "outside"
 
 
-class UnknownArtifactError(GitExpError):
-    """The run recorded no artifact of that name."""
-
-
-class ArtifactStateError(GitExpError):
-    """An artifact's file is missing, changed since it was recorded, or not in the run dir."""
-
-
 @dataclass
 class Artifact:
     """One recorded artifact, and the state of its file now."""
@@ -93,12 +85,12 @@ def find_artifact(
     for artifact in reversed(artifacts):
         if artifact.name == name:
             if artifact.state != OK:
-                raise ArtifactStateError(f"artifact '{name}' of {run.id} {artifact.detail}")
+                raise GitExpError(f"artifact '{name}' of {run.id} {artifact.detail}")
             return run, artifact
     if not artifacts:
-        raise UnknownArtifactError(f"run {run.id} has no artifacts")
+        raise GitExpError(f"run {run.id} has no artifacts")
     names = ", ".join(artifact.name for artifact in artifacts)
-    raise UnknownArtifactError(f"run {run.id} has no artifact '{name}' (it has: {names})")
+    raise GitExpError(f"run {run.id} has no artifact '{name}' (it has: {names})")
 
 
 def check_artifact(artifact: Artifact, verify: bool) -> None:

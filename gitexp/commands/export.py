@@ -20,15 +20,11 @@ from typing import IO, Any
 import pygit2
 
 from gitexp.archive import MANIFEST, OBJECT_TYPES, OBJECTS_DIR, RUNDIRS_DIR, manifest_json
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 from gitexp.listing import Run
 from gitexp.selection import select_runs, unique_runs
 
 COMPRESS_LEVEL = 6  # gzip's 9 costs about twice the time for a few percent
-
-
-class ExportError(GitExpError):
-    """The runs cannot be exported as asked."""
 
 
 @dataclass
@@ -88,12 +84,12 @@ def runs_to_export(
     As in `git exp log`, `--where` skips runs marked deleted unless `all_runs` is given too.
     """
     if not specs and not all_runs and where is None:
-        raise ExportError("name the runs to export (RUN...), or use --all or --where")
+        raise UsageError("name the runs to export (RUN...), or use --all or --where")
     chosen = select_runs(repo, specs) if specs else []
     if where is not None or all_runs:
         chosen += select_runs(repo, where=where, include_deleted=all_runs)
     if not chosen:
-        raise ExportError("no run matches: nothing to export")
+        raise GitExpError("no run matches: nothing to export")
     return sorted(unique_runs(chosen), key=lambda run: (run.started, run.run_id))
 
 
@@ -106,16 +102,16 @@ def export_to_file(
     leaves half a file behind, nor destroys the file it would have replaced.
     """
     if os.path.lexists(path) and not force:
-        raise ExportError(f"{path} exists already (use --force to replace it)")
+        raise GitExpError(f"{path} exists already (use --force to replace it)")
     if path.is_dir():
-        raise ExportError(f"{path} is a directory")
+        raise GitExpError(f"{path} is a directory")
     temp = path.with_name(f".{path.name}.gitexp-{os.getpid()}")
     try:
         with open(temp, "wb") as handle:
             report = export_runs(repo, runs, handle, str(path))
         os.replace(temp, path)
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise GitExpError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if temp.exists():
             temp.unlink()
@@ -178,7 +174,7 @@ def reachable_objects(
         if commit is None:
             continue
         if not isinstance(commit, pygit2.Commit):
-            raise ExportError(f"{oid} is not a commit: only runs can be exported")
+            raise GitExpError(f"{oid} is not a commit: only runs can be exported")
         seen.add(oid)
         order.append(oid)
         order.extend(_tree_objects(repo, commit.tree_id, seen))
@@ -195,7 +191,7 @@ def _read(repo: pygit2.Repository, oid: pygit2.Oid, warnings: list[str]) -> pygi
             # usually has it (the check at import says when not).
             warnings.append(f"commit {oid} is beyond this shallow clone's history: not exported")
             return None
-        raise ExportError(f"object {oid} is missing from this repository (git fsck)") from None
+        raise GitExpError(f"object {oid} is missing from this repository (git fsck)") from None
 
 
 def _tree_objects(
@@ -284,6 +280,6 @@ def _add_run_dir(
             try:
                 archive.addfile(info, handle)
             except OSError as exc:
-                raise ExportError(
+                raise GitExpError(
                     f"{file.path} shrank while it was packed ({exc}): export again"
                 ) from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import shutil
 import stat
 import time
@@ -26,20 +25,13 @@ import pygit2
 
 from gitexp import rundir, store
 from gitexp.deletions import deleted_here
-from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
 
-AGE = re.compile(r"(\d+)([smhdw])\Z")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MARKED_ELSEWHERE = (
     "marked deleted by another clone (it came with a pull), and its run directory is here: "
     "left alone (`git exp rm {run}` here collects it)"
 )
-
-
-class InvalidAgeError(GitExpError):
-    """An --older-than value that is not a duration."""
 
 
 @dataclass
@@ -98,18 +90,6 @@ class GcReport:
             "skipped": [{"id": skip.id, "reason": skip.reason} for skip in self.skipped],
             "problems": self.problems,
         }
-
-
-def parse_age(text: str) -> float:
-    """Seconds from `30d`, `12h`, `90m`, `45s`, `2w`; `0` alone means no minimum age."""
-    if text.strip() == "0":
-        return 0.0
-    match = AGE.match(text.strip())
-    if not match:
-        raise InvalidAgeError(
-            f"invalid --older-than '{text}': use a number and a unit (30d, 12h, 90m, 2w) or 0"
-        )
-    return float(int(match.group(1)) * UNIT_SECONDS[match.group(2)])
 
 
 def collect_garbage(

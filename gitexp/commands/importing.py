@@ -40,7 +40,6 @@ from gitexp.archive import (
     RUNDIRS_DIR,
     TYPE_BY_NAME,
     ArchivedRun,
-    ArchiveError,
     object_references,
     read_manifest,
     refused,
@@ -163,14 +162,14 @@ def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveCon
 @contextlib.contextmanager
 def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
     """The archive, read once in order (stream mode, never seeking back); read errors
-    anywhere in the block become one ArchiveError."""
+    anywhere in the block become one GitExpError."""
     try:
         with tarfile.open(path, mode="r|gz") as archive:
             yield archive
     except FileNotFoundError:
-        raise ArchiveError(f"no such file: {path}") from None
+        raise GitExpError(f"no such file: {path}") from None
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ArchiveError(f"cannot read {path}: {exc}") from None
+        raise GitExpError(f"cannot read {path}: {exc}") from None
 
 
 def _members(
@@ -188,7 +187,7 @@ def _members(
 
 
 def _check_member(member: tarfile.TarInfo, path: Path, root: Path) -> tuple[str, str]:
-    """What the member is, or ArchiveError when the format does not allow it there."""
+    """What the member is, or GitExpError when the format does not allow it there."""
     name = member.name
     shown = f"member '{printable(name[:200])}'"
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):

@@ -19,7 +19,7 @@ from typing import Any
 import pygit2
 
 from gitexp import store
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 from gitexp.repository import common_dir, config_value
 from gitexp.store import tracking_notes_ref
 
@@ -28,10 +28,6 @@ CHAINED_SUFFIX = ".gitexp-chained"
 HOOK_MODE = 0o755
 MARKER_SEARCH_BYTES = 4096
 DEFAULT_REMOTE = "origin"
-
-
-class HookInstallError(GitExpError):
-    """A hook cannot be installed or removed without losing someone else's hook."""
 
 
 @dataclass
@@ -78,7 +74,7 @@ def init_repository(
     With nothing asked, report the current state of each without changing anything.
     """
     if hooks and uninstall_hooks:
-        raise GitExpError("--hooks and --uninstall-hooks cannot be used together")
+        raise UsageError("--hooks and --uninstall-hooks cannot be used together")
     report = InitReport(dry_run)
     if not (hooks or config or show_notes or uninstall_hooks):
         report.dry_run = False
@@ -185,9 +181,9 @@ def install_hook(
     detail = None
     if os.path.lexists(target):
         if target.is_dir() and not target.is_symlink():
-            raise HookInstallError(f"cannot install the {name} hook: {target} is a directory")
+            raise GitExpError(f"cannot install the {name} hook: {target} is a directory")
         if os.path.lexists(chained):
-            raise HookInstallError(
+            raise GitExpError(
                 f"cannot install the {name} hook: {target} is not gitexp's and {chained} "
                 "exists already; move one of them away"
             )
@@ -279,7 +275,7 @@ def _refuse_hooks_in_worktree(repo: pygit2.Repository, directory: Path, name: st
     if resolved.is_relative_to(Path(repo.workdir).resolve()) and not resolved.is_relative_to(
         common_dir(repo)
     ):
-        raise HookInstallError(
+        raise GitExpError(
             f"core.hooksPath ({directory}) is inside the working tree, which gitexp never "
             f"changes: to use gitexp's hook, call {shipped_hooks_directory() / name} from "
             f"your {name} hook"

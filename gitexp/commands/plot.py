@@ -8,7 +8,8 @@ from typing import Any
 
 import pygit2
 
-from gitexp.plotting import NoMetricsError, chosen_metrics, short_labels
+from gitexp.errors import GitExpError
+from gitexp.plotting import chosen_metrics, short_labels
 from gitexp.rundir import logdir_root
 from gitexp.selection import select_runs
 from gitexp.series import Series, find_run_dir, metric_series
@@ -81,7 +82,7 @@ def plot_data(
     not_here = [run.id for run, run_dir in zip(runs, run_dirs, strict=True) if run_dir is None]
     without = [run.id for run in plotted if not run.series and run.id not in not_here]
     if not with_metrics:
-        raise NoMetricsError(_no_metrics_message(without, not_here))
+        raise GitExpError(_no_metrics_message(without, not_here))
     chosen, available = chosen_metrics([run.series for run in with_metrics], metrics)
     for run in with_metrics:
         run.series = {name: run.series[name] for name in chosen if name in run.series}

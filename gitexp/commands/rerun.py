@@ -44,10 +44,6 @@ REDELIVERED = (signal.SIGTERM, signal.SIGHUP)
 DEFERRED = (signal.SIGINT, *REDELIVERED)
 
 
-class NothingToRerunError(GitExpError):
-    """The run has no command that could be run again."""
-
-
 @dataclass
 class RerunRequest:
     """What the user asked `git exp rerun` to do."""
@@ -159,18 +155,18 @@ def _rerun_here(
 
 
 def recorded_command(run: Run) -> list[str]:
-    """The command `run` recorded, or NothingToRerunError."""
+    """The command `run` recorded, or GitExpError."""
     record = run.record
     if record is None:
-        raise NothingToRerunError(f"{run.id} has no readable record: nothing to rerun")
+        raise GitExpError(f"{run.id} has no readable record: nothing to rerun")
     command = record.get("command")
     if record.get("status") == "saved":
-        raise NothingToRerunError(
+        raise GitExpError(
             f"{run.id} is a saved working tree, not a run: there is no command to rerun "
             f"(git exp checkout {run.id} brings it back)"
         )
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-        raise NothingToRerunError(f"{run.id} has no recorded command: nothing to rerun")
+        raise GitExpError(f"{run.id} has no recorded command: nothing to rerun")
     return list(command)
 
 

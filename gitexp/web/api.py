@@ -17,7 +17,7 @@ from typing import Any
 import pygit2
 
 from gitexp import rundir
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 from gitexp.listing import Run, list_runs
 from gitexp.runspec import find_run, resolve_run_spec
 from gitexp.selection import select_runs
@@ -28,10 +28,6 @@ DEFAULT_TAIL_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 1024 * 1024
 MAX_COLUMNS = 8
 MAX_COMPARED_RUNS = 20
-
-
-class RequestError(GitExpError):
-    """A request the dashboard's API cannot answer as asked (a bad parameter)."""
 
 
 @dataclass
@@ -53,7 +49,7 @@ def runs_page(repo: pygit2.Repository, query: RunsQuery) -> dict[str, Any]:
     sorted order. Columns are the params and metrics of the filtered runs, first seen first.
     """
     if query.page < 0 or not 1 <= query.page_size <= MAX_PAGE_SIZE:
-        raise RequestError(f"invalid page: page >= 0 and 1 <= size <= {MAX_PAGE_SIZE}")
+        raise UsageError(f"invalid page: page >= 0 and 1 <= size <= {MAX_PAGE_SIZE}")
     runs = select_runs(
         repo,
         where=query.where or None,
@@ -130,7 +126,7 @@ def output_tail(
     A cut through a multi-byte character is decoded with replacement characters.
     """
     if not 1 <= max_bytes <= MAX_TAIL_BYTES or (offset is not None and offset < 0):
-        raise RequestError(f"invalid tail: offset >= 0 and 1 <= max <= {MAX_TAIL_BYTES}")
+        raise UsageError(f"invalid tail: offset >= 0 and 1 <= max <= {MAX_TAIL_BYTES}")
     run = find_run(repo, spec)
     directory = run_dir(repo, run, env_logdir)
     try:
@@ -180,7 +176,7 @@ def compare_view(repo: pygit2.Repository, specs: Sequence[str]) -> dict[str, Any
     from gitexp.commands.compare import compare_runs
 
     if not 1 <= len(specs) <= MAX_COMPARED_RUNS:
-        raise RequestError(f"compare 1 to {MAX_COMPARED_RUNS} runs")
+        raise UsageError(f"compare 1 to {MAX_COMPARED_RUNS} runs")
     last = compare_runs(repo, specs)
     rows = last.as_json()
     fixed = ("id", "status")
@@ -233,7 +229,7 @@ def _is_file(directory: Path | None, name: str) -> bool:
 
 def _resolve_many(repo: pygit2.Repository, specs: Sequence[str]) -> list[Run]:
     if not 1 <= len(specs) <= MAX_COMPARED_RUNS:
-        raise RequestError(f"name 1 to {MAX_COMPARED_RUNS} runs")
+        raise UsageError(f"name 1 to {MAX_COMPARED_RUNS} runs")
     every = list_runs(repo)
     return [resolve_run_spec(every, spec) for spec in specs]
 

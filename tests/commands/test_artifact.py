@@ -17,13 +17,9 @@ from helpers_lifecycle import fake_run, sha256_of
 import gitexp
 from gitexp import child, rundir
 from gitexp.cli.showtext import render_run
-from gitexp.commands.artifact import (
-    ArtifactStateError,
-    UnknownArtifactError,
-    find_artifact,
-    list_artifacts,
-)
+from gitexp.commands.artifact import find_artifact, list_artifacts
 from gitexp.commands.show import show_run
+from gitexp.errors import GitExpError
 
 TRAIN = """
 import os, gitexp
@@ -247,7 +243,7 @@ def test_find_and_list(repo_dir: Path, trained: dict[str, object]) -> None:
         ("best.pt", "ok", False),
     ]
 
-    with pytest.raises(UnknownArtifactError) as unknown:
+    with pytest.raises(GitExpError) as unknown:
         find_artifact(repo, "@", "worst.pt")
     assert str(unknown.value) == (
         f"run {trained['id']} has no artifact 'worst.pt' (it has: last.pt, best.pt)"
@@ -260,7 +256,7 @@ def test_changed_and_missing_files_are_reported(repo_dir: Path, trained: dict[st
     stored.write_bytes(b"\x09" * 1001)  # same size: only --verify notices
 
     assert find_artifact(repo, "@", "best.pt")[1].state == "ok"
-    with pytest.raises(ArtifactStateError) as changed:
+    with pytest.raises(GitExpError) as changed:
         find_artifact(repo, "@", "best.pt", verify=True)
     digest = sha256_of(stored)[:12]
     artifacts: list[dict[str, str]] = trained["artifacts"]  # type: ignore[assignment]
@@ -271,10 +267,10 @@ def test_changed_and_missing_files_are_reported(repo_dir: Path, trained: dict[st
     )
 
     stored.write_bytes(b"short")
-    with pytest.raises(ArtifactStateError, match=r"has 5 bytes, not the 1001 recorded$"):
+    with pytest.raises(GitExpError, match=r"has 5 bytes, not the 1001 recorded$"):
         find_artifact(repo, "@", "best.pt")
     stored.unlink()
-    with pytest.raises(ArtifactStateError) as missing:
+    with pytest.raises(GitExpError) as missing:
         find_artifact(repo, "@", "best.pt")
     assert str(missing.value) == (
         f"artifact 'best.pt' of {trained['id']} is missing: {stored} does not exist"
@@ -289,7 +285,7 @@ def test_a_record_cannot_point_outside_its_run_directory(repo_dir: Path, tmp_pat
     entry = {"name": "evil", "path": "../../../secret.txt", "size": 15, "sha256": None}
     fake_run(repo, "train", "20260101.001.aaaa", run_dir, artifacts=[entry])
 
-    with pytest.raises(ArtifactStateError) as caught:
+    with pytest.raises(GitExpError) as caught:
         find_artifact(repo, "aaaa", "evil")
     assert str(caught.value) == (
         "artifact 'evil' of train/20260101.001.aaaa has a path outside its run directory: "

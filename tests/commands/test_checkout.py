@@ -33,15 +33,8 @@ from helpers_restore import (
 
 from gitexp.commands.checkout import checkout_run
 from gitexp.commands.run import RunResult
-from gitexp.errors import InvalidNameError
+from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.listing import list_runs
-from gitexp.switching import (
-    BranchExistsError,
-    LocalChangesError,
-    UnfinishedOperationError,
-    UnsavableChangesError,
-)
-from gitexp.worktrees import WorktreePathError
 
 REFUSAL = (
     "checking out {run} would overwrite local changes to {paths}; commit or stash them "
@@ -157,7 +150,7 @@ def test_local_changes_in_the_way_are_refused(
     before = repo_state(repo_dir)
 
     for dry_run in (True, False):
-        with pytest.raises(LocalChangesError) as refused:
+        with pytest.raises(GitExpError) as refused:
             checkout(repo_dir, run.run_id, dry_run=dry_run)
         assert str(refused.value) == REFUSAL.format(run=run.run_id, paths=paths)
 
@@ -249,7 +242,7 @@ def test_force_refuses_to_overwrite_what_no_snapshot_holds(repo_dir: Path, run: 
     before = repo_state(repo_dir)
 
     for force in (False, True):
-        with pytest.raises(UnsavableChangesError) as refused:
+        with pytest.raises(GitExpError) as refused:
             checkout(repo_dir, run.run_id, force=force)
         assert str(refused.value) == (
             f"checking out {run.run_id} would overwrite new.txt/best.ckpt, which --force "
@@ -261,7 +254,7 @@ def test_force_refuses_to_overwrite_what_no_snapshot_holds(repo_dir: Path, run: 
 
     (repo_dir / "new.txt" / "best.ckpt").unlink()
     git(repo_dir, "config", "exp.maxFileSize", "5")
-    with pytest.raises(UnsavableChangesError, match=r"overwrite new\.txt/mine\.txt, which"):
+    with pytest.raises(GitExpError, match=r"overwrite new\.txt/mine\.txt, which"):
         checkout(repo_dir, run.run_id, force=True)
 
 
@@ -293,7 +286,7 @@ def test_new_branch(repo_dir: Path, run: RunResult) -> None:
         f"branch: Created from {run.commit} (git exp checkout {run.run_id})"
     )
     before = repo_state(repo_dir)
-    with pytest.raises(BranchExistsError, match=r"^a branch named 'main' already exists$"):
+    with pytest.raises(GitExpError, match=r"^a branch named 'main' already exists$"):
         checkout(repo_dir, run.run_id, branch="main")
     for bad in ("a..b", "-x", "HEAD", "x.lock", "a b", ""):
         with pytest.raises(InvalidNameError, match=r"is not a valid branch name$"):
@@ -303,7 +296,7 @@ def test_new_branch(repo_dir: Path, run: RunResult) -> None:
 
 def test_refused_branch_checkout_leaves_no_branch(repo_dir: Path, run: RunResult) -> None:
     _unstaged(repo_dir)
-    with pytest.raises(LocalChangesError):
+    with pytest.raises(GitExpError):
         checkout(repo_dir, run.run_id, branch="try-it")
     assert git(repo_dir, "branch", "--list", "try-it") == ""
 
@@ -331,7 +324,7 @@ def test_worktree_leaves_the_current_checkout_alone(
     assert result.reproduce == f"cd {path} && git exp run noop.py"
     fsck(repo_dir)
 
-    with pytest.raises(WorktreePathError) as exists:
+    with pytest.raises(GitExpError) as exists:
         checkout(repo_dir, run.run_id, worktree=path)
     assert str(exists.value) == f"'{path}' already exists"
 
@@ -350,7 +343,7 @@ def test_unfinished_merge_is_refused(repo_dir: Path, run: RunResult) -> None:
     git(repo_dir, "commit", "-q", "-am", "main")
     git(repo_dir, "merge", "-q", "side", check=False)
     before = repo_state(repo_dir)
-    with pytest.raises(UnfinishedOperationError) as refused:
+    with pytest.raises(GitExpError) as refused:
         checkout(repo_dir, run.run_id, force=True)
     assert str(refused.value) == (
         "a merge is in progress: finish or abort it before checking out a run"

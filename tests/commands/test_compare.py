@@ -13,8 +13,7 @@ from helpers_diff import invoke, snapshot_run
 from helpers_e2e import git_exp, repo_state, run_core, write_program
 
 from gitexp.commands.compare import compare_runs
-from gitexp.errors import UnknownRunError
-from gitexp.query import QueryError
+from gitexp.errors import UnknownRunError, UsageError
 
 
 def metric(last: float, low: float, high: float) -> dict[str, float]:
@@ -174,18 +173,18 @@ def test_csv_markdown_and_json(runs: None) -> None:
 def test_bad_input(runs: None, repo_dir: Path) -> None:
     with pytest.raises(UnknownRunError):
         compare_runs(pygit2.Repository("."), ["zzzz"])
-    with pytest.raises(QueryError):
+    with pytest.raises(UsageError):
         compare_runs(pygit2.Repository("."), where="params.lr >")
-    for args, message in [
-        (("zzzz",), "error: unknown run 'zzzz' (git exp log lists runs)\n"),
-        (("--where", "params.lr >"), None),
+    for args, message, code in [
+        (("zzzz",), "error: unknown run 'zzzz' (git exp log lists runs)\n", 1),
+        (("--where", "params.lr >"), None, 2),
     ]:
         result = git_exp(repo_dir, "compare", *args)
-        assert result.returncode == 1 and result.stdout == ""
+        assert result.returncode == code and result.stdout == ""
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
         assert message is None or result.stderr == message
     both = invoke("compare", "--csv", "--md")
-    assert both.exit_code == 2 and "choose one of --csv, --md and --json" in both.stderr
+    assert both.exit_code == 2 and "choose one of --json, --csv and --md" in both.stderr
 
 
 def test_leaves_the_repository_alone(runs: None, repo_dir: Path) -> None:

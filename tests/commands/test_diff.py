@@ -23,7 +23,7 @@ from gitexp.commands.diff import (
     diff_runs,
     git_colours,
 )
-from gitexp.errors import AmbiguousRunError
+from gitexp.errors import GitExpError
 from gitexp.revisions import UnknownRevisionError
 
 A_ID, B_ID = "train/20260101.001.aaaa", "train/20260101.002.bbbb"
@@ -530,7 +530,7 @@ def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) 
         diff_runs(repo(), "zzzz", "HEAD")
     assert str(unknown.value) == "unknown run or revision 'zzzz' (git exp log lists runs)"
     snapshot_run(repo_dir, "20260101.003.xaaa")
-    with pytest.raises(AmbiguousRunError, match=r"^ambiguous run 'aaa': it matches"):
+    with pytest.raises(GitExpError, match=r"^ambiguous run 'aaa': it matches"):
         diff_runs(repo(), "aaa", "HEAD")
     for args, message in [
         (("nope", "HEAD"), "error: unknown run or revision 'nope' (git exp log lists runs)"),

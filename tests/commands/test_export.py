@@ -33,9 +33,10 @@ from helpers_e2e import (
     user_env,
 )
 
-from gitexp.commands.export import ExportError, export_to_file, reachable_objects, runs_to_export
-from gitexp.commands.importing import ArchiveError, import_runs, read_archive
+from gitexp.commands.export import export_to_file, reachable_objects, runs_to_export
+from gitexp.commands.importing import import_runs, read_archive
 from gitexp.display import format_size
+from gitexp.errors import GitExpError, UsageError
 from gitexp.record import update_record
 from gitexp.repository import identity
 
@@ -241,9 +242,9 @@ def test_selection_all_where_and_nothing(clones: tuple[Path, Path]) -> None:
     assert [run.id for run in runs_to_export(repo, [], where="tags == second")] == [ids[1]]
     assert [run.id for run in runs_to_export(repo, [], where="status == succeeded")] == ids[:2]
     assert [run.id for run in runs_to_export(repo, [ids[2], ids[2][-4:]])] == [ids[2]]
-    with pytest.raises(ExportError, match=r"name the runs to export \(RUN...\), or use --all"):
+    with pytest.raises(UsageError, match=r"name the runs to export \(RUN...\), or use --all"):
         runs_to_export(repo, [])
-    with pytest.raises(ExportError, match="no run matches: nothing to export"):
+    with pytest.raises(GitExpError, match="no run matches: nothing to export"):
         runs_to_export(repo, [], where="status == failed")
 
 
@@ -276,7 +277,7 @@ def test_export_to_stdout_and_json(clones: tuple[Path, Path], tmp_path: Path) ->
     assert list(runs_of(b)) == [sorted(runs_of(a))[-1]]
 
     both = git_exp(a, "export", "@", "-o", "-", "--json")
-    assert both.returncode == 1
+    assert both.returncode == 2
     assert_one_error_line(both.stderr, "--json cannot go with -o - (stdout carries the archive)")
     report = json.loads(export(a, "--all", "-o", str(tmp_path / "all.tar.gz"), "--json").stdout)
     assert report["archive_bytes"] == (tmp_path / "all.tar.gz").stat().st_size
@@ -372,7 +373,7 @@ def test_a_missing_object_is_refused_before_any_ref_is_made(
         archive, archive.with_name("short.tar.gz"), lambda ms: [m for m in ms if m[0].name != tree]
     )
     repo = pygit2.Repository(str(b))
-    with pytest.raises(ArchiveError, match=f"object {tree.split('/')[1]} \\(needed by"):
+    with pytest.raises(GitExpError, match=f"object {tree.split('/')[1]} \\(needed by"):
         import_runs(repo, bad, env_logdir=None, environ={})
     assert run_refs(b) == {}
     assert git(b, "rev-parse", "-q", "--verify", "refs/notes/experiments", check=False) == ""
@@ -467,7 +468,7 @@ def test_a_manifest_record_of_another_commit_is_refused(archive: Path, tmp_path:
         return changed
 
     bad = rewrite_archive(archive, tmp_path / "swapped.tar.gz", swap)
-    with pytest.raises(ArchiveError, match=r"in its manifest\.json is of another run"):
+    with pytest.raises(GitExpError, match=r"in its manifest\.json is of another run"):
         read_archive(bad, tmp_path)
 
 
@@ -477,7 +478,7 @@ def test_export_to_file_never_leaves_a_partial_file(
     a, _ = clones
     repo = pygit2.Repository(str(a))
     runs = runs_to_export(repo, [], all_runs=True)
-    with pytest.raises(ExportError, match="is a directory"):
+    with pytest.raises(GitExpError, match="is a directory"):
         export_to_file(repo, runs, tmp_path, force=True)
     update_record(repo, runs[0].commit, lambda r: r.update(run_dir=None), identity(repo, {}))
     report = export_to_file(repo, runs_to_export(repo, [], all_runs=True), tmp_path / "x.tar.gz")

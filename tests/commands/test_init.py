@@ -15,13 +15,12 @@ from helpers_e2e import assert_one_error_line, git_exp, invoke_main, repo_state,
 
 from gitexp.commands.init import (
     CHAINED_SUFFIX,
-    HookInstallError,
     hooks_directory,
     init_repository,
     is_gitexp_hook,
     shipped_hooks,
 )
-from gitexp.errors import GitExpError
+from gitexp.errors import GitExpError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTES_REFSPEC = "+refs/notes/experiments:refs/notes/remotes/origin/experiments"
@@ -253,7 +252,7 @@ def test_a_foreign_hook_in_the_chained_slot_is_never_overwritten(repo_dir: Path)
     user_hook(hooks)
     (hooks / ("pre-push" + CHAINED_SUFFIX)).write_text("#!/bin/sh\n# someone else's\n")
     before = {p.name: p.read_bytes() for p in hooks.iterdir()}
-    with pytest.raises(HookInstallError, match="exists already; move one of them away"):
+    with pytest.raises(GitExpError, match="exists already; move one of them away"):
         init_repository(pygit2.Repository(str(repo_dir)), hooks=True)
     assert {p.name: p.read_bytes() for p in hooks.iterdir()} == before
 
@@ -295,7 +294,7 @@ def test_hooks_path_inside_the_work_tree_is_refused(
 
 
 def test_hooks_and_uninstall_together_is_an_error(repo_dir: Path) -> None:
-    with pytest.raises(GitExpError, match="cannot be used together"):
+    with pytest.raises(UsageError, match="cannot be used together"):
         init_repository(pygit2.Repository(str(repo_dir)), hooks=True, uninstall_hooks=True)
 
 

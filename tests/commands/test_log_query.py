@@ -14,7 +14,7 @@ import pytest
 from helpers_e2e import assert_one_error_line, git_exp, run_core
 
 from gitexp.commands.rm import mark_deleted
-from gitexp.query import QueryError
+from gitexp.errors import UsageError
 from gitexp.selection import select_runs
 
 PROGRAM = "import gitexp, sys; gitexp.log(step=1, val_acc=float(sys.argv[2])); sys.exit(0)"
@@ -86,7 +86,7 @@ def test_json_respects_filters(repo_dir: Path, sweep: list[str]) -> None:
         (["--sort", "nope"], "unknown sort key 'nope': use a record field such as started_at, "
          "duration_s, status, params.<name> or metrics.<name>.max"),
         (["--sort", "params.nope"], "unknown sort key 'params.nope': no listed run has it"),
-        (["--since", "soon"], "invalid --since 'soon': use a duration (30m, 12h, 2d, 1w) or a "
+        (["--since", "soon"], "invalid --since 'soon': use a duration (45s, 90m, 12h, 2d, 1w) or a "
          "date (2026-11-01)"),
     ],
 )  # fmt: skip
@@ -94,10 +94,10 @@ def test_bad_input_is_one_line(
     repo_dir: Path, sweep: list[str], args: list[str], expected: str
 ) -> None:
     result = git_exp(repo_dir, "log", *args)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, as click's own
     assert_one_error_line(result.stderr, expected)
 
 
 def test_query_error_is_a_gitexp_error(repo_dir: Path, sweep: list[str]) -> None:
-    with pytest.raises(QueryError):
+    with pytest.raises(UsageError):
         listed(repo_dir, where="(")

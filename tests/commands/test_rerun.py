@@ -32,7 +32,7 @@ from helpers_restore import open_repo, prune_has_nothing_to_do, worktree_list
 
 from gitexp.commands.checkout import checkout_run
 from gitexp.commands.rerun import RerunRequest, rerun_run
-from gitexp.switching import LocalChangesError
+from gitexp.errors import GitExpError
 
 # Writes into its working directory (a new file, a changed tracked file, an ignored file in an
 # ignored directory), then exits with the code given as its last argument.
@@ -246,7 +246,7 @@ def test_here_runs_in_the_working_tree_after_checkouts_checks(
     (repo_dir / "tracked.txt").write_text("the user's edit\n")
     before = repo_state(repo_dir)
 
-    with pytest.raises(LocalChangesError) as refused:
+    with pytest.raises(GitExpError) as refused:
         rerun(repo_dir, original.run_id, here=True)
     assert str(refused.value).startswith(
         f"checking out {original.run_id} would overwrite local changes to tracked.txt;"

@@ -25,7 +25,7 @@ from helpers_e2e import (
 )
 
 from gitexp.commands.run import RunRequest, run_experiment
-from gitexp.errors import BareRepositoryError, InvalidNameError, ProgramNotFoundError
+from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.probecache import RACY_SECONDS
 
 NAME_RULE = (
@@ -251,7 +251,7 @@ def test_programs_that_cannot_start_write_nothing(
 ) -> None:
     write_program(repo_dir / "plain.sh", "#!/bin/sh\necho hi\n")
 
-    with pytest.raises(ProgramNotFoundError) as caught:
+    with pytest.raises(GitExpError) as caught:
         run_core(repo_dir, *command)
 
     assert str(caught.value) == message
@@ -274,7 +274,7 @@ def test_bare_repository_is_refused(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "--bare", str(bare))
     request = RunRequest(command=["train.py"], cwd=bare, environ=user_env())
 
-    with pytest.raises(BareRepositoryError) as caught:
+    with pytest.raises(GitExpError) as caught:
         run_experiment(pygit2.Repository(str(bare)), request, report=lambda _line: None)
 
     assert str(caught.value) == (

@@ -14,7 +14,7 @@ from helpers_e2e import note, run_core, write_program
 from gitexp.cli.showtext import render_run
 from gitexp.commands.run import RunResult
 from gitexp.commands.show import show_run
-from gitexp.errors import AmbiguousRunError, InvalidNameError, UnknownRunError
+from gitexp.errors import GitExpError, InvalidNameError, UnknownRunError
 
 FAILING = """
 import gitexp
@@ -66,7 +66,7 @@ def test_ambiguous_spec_lists_candidates(
     run_id = first.run_id.split("/")[1]
     git(repo_dir, "update-ref", f"refs/experiments/copy/{run_id}", first.commit)
 
-    with pytest.raises(AmbiguousRunError) as caught:
+    with pytest.raises(GitExpError) as caught:
         show_run(pygit2.Repository(str(repo_dir)), run_id)
 
     message = str(caught.value)

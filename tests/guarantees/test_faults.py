@@ -35,7 +35,7 @@ from helpers_e2e import invoke_main_bytes as invoke_main
 from helpers_guarantees import ext4_image, fake_run, tmpfs, trigger_ext4_error
 
 from gitexp import store
-from gitexp.errors import ConcurrentUpdateError
+from gitexp.errors import GitExpError
 from gitexp.record import dump_record, new_record
 
 # 2 MiB of numbered lines to stdout (twice what the 1 MiB tmpfs holds), a metric, exit 3.
@@ -239,7 +239,7 @@ def test_a_notes_lock_left_when_the_run_ends_keeps_the_start_record_whole(
 ) -> None:
     lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
     program = f"open({str(lock)!r}, 'w').close(); print('trained')"
-    with pytest.raises(ConcurrentUpdateError) as caught:
+    with pytest.raises(GitExpError) as caught:
         run_core(repo_dir, sys.executable, "-c", program, name="locked")
     assert str(lock) in str(caught.value)
     assert "\n" not in str(caught.value)

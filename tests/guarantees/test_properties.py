@@ -52,7 +52,7 @@ from gitexp.commands.note import set_message
 from gitexp.commands.rm import mark_deleted
 from gitexp.commands.run import RunRequest, run_experiment
 from gitexp.commands.tag import change_tags
-from gitexp.errors import AmbiguousRunError, GitExpError, InvalidNameError, UnknownRunError
+from gitexp.errors import GitExpError, InvalidNameError, UnknownRunError
 from gitexp.listing import Run, list_runs
 from gitexp.record import valid_unicode
 from gitexp.runspec import resolve_run_spec
@@ -441,7 +441,7 @@ spec_texts = st.one_of(
     ).map("".join),
     st.text(min_size=250, max_size=300),
 )
-ALLOWED_ERRORS = (UnknownRunError, AmbiguousRunError, InvalidNameError)
+ALLOWED_ERRORS = (UnknownRunError, GitExpError, InvalidNameError)
 
 
 @property_settings(max_examples=400)
