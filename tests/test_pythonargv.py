@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitexp import ids
-from gitexp.commands.run import program_args
+from gitexp.launch import program_args
 from gitexp.pythonargv import PythonCommand, is_python_launcher, parse_python_command
 
 SHOW_ARGV = "import sys; print(repr(sys.argv[1:]))"
