@@ -24,6 +24,7 @@ import pygit2
 from pygit2.enums import FileStatus
 
 from gitexp import ids, rundir
+from gitexp.argparams import REDACTED
 from gitexp.errors import GitExpError
 from gitexp.launch import RunRequest, RunResult, run_experiment
 from gitexp.listing import Run
@@ -35,7 +36,6 @@ from gitexp.worktrees import Worktree, add_worktree, remove_worktree, temporary_
 
 OUTPUTS_DIR = "outputs"
 WORKTREES_DIR = ".worktrees"  # under the run directories' root: same filesystem, cheap moves
-REDACTED = "***"
 # What the program left in the temporary worktree: new files (ignored ones too) and changes.
 WRITTEN = FileStatus.WT_NEW | FileStatus.IGNORED | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE
 # Delivered again once the worktree is cleaned up; a late Ctrl-C (git forwards the
@@ -302,7 +302,8 @@ def _warn_about_gaps(original: Run, request: RerunRequest, report: Callable[[str
     """Say what the recorded command or snapshot lacks compared with the original run."""
     record = original.record or {}
     command = record.get("command") or []
-    if any(part == REDACTED or part.endswith(f"={REDACTED}") for part in command):
+    # `***` alone, after `=`, or inside a URL (`https://user:***@host`) or a longer argument.
+    if any(isinstance(part, str) and REDACTED in part for part in command):
         report(
             "gitexp: note: the recorded command has secret values replaced by ***; "
             "pass the real ones after --"

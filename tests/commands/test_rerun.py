@@ -292,3 +292,15 @@ def test_bad_input(
     code, _, stderr = invoke_main(monkeypatch, "rerun", "--force", "@")
     assert code == 2
     assert "--force only applies with --here" in stderr
+
+
+def test_a_credential_redacted_inside_an_argument_is_pointed_out(repo_dir: Path) -> None:
+    write_program(repo_dir / "fetch.py", "import sys\n")
+    commit_all(repo_dir)
+    original, _ = run_core(repo_dir, "python", "fetch.py", "--from", "https://me:hunter22@host/x")
+    assert original.record["command"][-1] == "https://me:***@host/x"
+    _, reported = rerun(repo_dir, original.run_id)
+    assert (
+        "gitexp: note: the recorded command has secret values replaced by ***; "
+        "pass the real ones after --"
+    ) in reported
