@@ -82,8 +82,12 @@ def ui(port: int | None, host: str | None, no_browser: bool) -> None:
             opener.unlink(missing_ok=True)
 
 
-class _Stop(Exception):
-    """Raised from the SIGTERM handler to leave serve_forever."""
+class _Stop(BaseException):
+    """Raised from the SIGTERM handler to leave serve_forever.
+
+    Not an Exception: socketserver hands an Exception raised while it dispatches a request
+    (where the signal may land) to handle_error, which would swallow the stop.
+    """
 
 
 def _stop() -> None:
