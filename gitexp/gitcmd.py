@@ -47,11 +47,12 @@ def run_git(
     allowed_codes: Sequence[int] = (0,),
     env: Mapping[str, str] | None = None,
     work_tree: bool = False,
+    config: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Run `git <args>` on `repo` with the user's environment; raise unless the exit is allowed.
 
     `env` is added to (and overrides) `environ`; `work_tree` runs git in the working tree's
-    root, for commands that read it.
+    root, for commands that read it; `config` is given as `-c key=value`, above the user's.
     """
     full_env = dict(environ)
     full_env.update(env or {})
@@ -61,6 +62,8 @@ def run_git(
     if work_tree:
         command.append(f"--work-tree={repo.workdir}")
         cwd = repo.workdir
+    for key, value in (config or {}).items():
+        command.extend(["-c", f"{key}={value}"])
     command.extend(args)
     data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
     try:

@@ -88,7 +88,12 @@ def diff(
     paths: list[str] = click.get_current_context().meta.get("gitexp.paths", [])
     pathspec = Pathspec.parse(paths, _cwd_prefix(repo))
     result = diff_runs(
-        repo, specs[0], specs[1] if len(specs) == 2 else None, pathspec, code=not no_code
+        repo,
+        specs[0],
+        specs[1] if len(specs) == 2 else None,
+        pathspec,
+        code=not no_code,
+        environ=dict(os.environ),
     )
     for skipped in result.b.skipped:
         click.echo(f"note: {safe(str(skipped['path']))} left out ({skipped['reason']})", err=True)

@@ -78,11 +78,18 @@ def diff_runs(
     b_spec: str | None,
     pathspec: Pathspec | None = None,
     code: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> RunDiff:
-    """Compare `a_spec` with `b_spec` (runs or revisions), or with the working tree when None."""
+    """Compare `a_spec` with `b_spec` (runs or revisions), or with the working tree when None
+    (snapshotted by git run with `environ`, which that case needs)."""
     runs = list_runs(repo)
     a = resolve_side(repo, runs, a_spec)
-    b = resolve_side(repo, runs, b_spec) if b_spec is not None else worktree_side(repo)
+    if b_spec is not None:
+        b = resolve_side(repo, runs, b_spec)
+    elif environ is None:
+        raise TypeError("diff_runs needs `environ` to snapshot the working tree")
+    else:
+        b = worktree_side(repo, environ)
     changes = diff_trees(repo, a.tree, b.tree, pathspec) if code else None
     old, new = a.record, b.record
     if old is None or new is None:

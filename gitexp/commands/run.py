@@ -19,6 +19,7 @@ import pygit2
 
 from gitexp import environment, ids, probecache, rundir, store
 from gitexp.argparams import parse_argv_params, redact_argv, redact_params
+from gitexp.display import format_size
 from gitexp.errors import GitExpError, InvalidNameError
 from gitexp.metrics import summarize_metrics
 from gitexp.probecache import ProbeCache
@@ -100,7 +101,7 @@ def run_experiment(
     host_probe = environment.start_host_probe(os.getpid())
     signature = identity(repo, dict(request.environ))
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
-    snapshot = snapshot_tree(repo, max_size)
+    snapshot = snapshot_tree(repo, max_size, request.environ)
     command = redact_argv(request.command)
     root = request.logdir or rundir.logdir_root(repo, request.environ.get("GITEXP_LOGDIR"))
     # What may take long is gathered before the ref exists: between the ref and its first
@@ -142,6 +143,9 @@ def run_experiment(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
+    for item in snapshot.skipped:
+        size = f"{format_size(item['size'])}, " if item["size"] is not None else ""
+        report(f"gitexp: left out {item['path']} ({size}{item['reason']})")
     if request.on_started is not None:
         request.on_started(run_id, run_dir)
     outcome: ProcessOutcome | None = None

@@ -119,7 +119,7 @@ def git_diff(repo_dir: Path, *args: str) -> bytes:
 
 
 def code_bytes(a: str, b: str | None, paths: tuple[str, ...] = ()) -> bytes:
-    result = diff_runs(repo(), a, b, Pathspec.parse(paths))
+    result = diff_runs(repo(), a, b, Pathspec.parse(paths), environ=os.environ)
     return b"".join(change.patch for change in result.code or [])
 
 
