@@ -19,7 +19,7 @@ from timing import BenchmarkError, Command, interleaved, peak_rss_while
 BIN_DIR = Path(sys.executable).parent
 MB = 1 << 20
 PLAIN_GIT_SNAPSHOT = (
-    'cp .git/index "$BENCH_INDEX" && export GIT_INDEX_FILE="$BENCH_INDEX" && git add -A'
+    'cp -p .git/index "$BENCH_INDEX" && export GIT_INDEX_FILE="$BENCH_INDEX" && git add -A'
     " && tree=$(git write-tree) && commit=$(git commit-tree -p HEAD -m snapshot $tree)"
     ' && git update-ref refs/bench/snapshot $commit && rm -f "$BENCH_INDEX"'
 )

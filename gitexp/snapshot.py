@@ -4,9 +4,10 @@ git itself stages, into a private copy of the index file (`GIT_INDEX_FILE`), so 
 honours applies: clean filters and `.gitattributes` (LFS pointers), sparse and split indexes,
 fsmonitor, the untracked cache, `core.autocrlf`. Three git processes at most:
 
-1. `git status` on the copy says what differs (its stat cache spares unchanged files: on a
-   20,000-file tree ~0.03 s against ~1 s for an index built from HEAD) and lists the
-   untracked files, so the large ones can be left out before anything is hashed;
+1. `git status` on the copy says what differs and lists the untracked files, so the large
+   ones are left out before anything is hashed (the copy keeps the index's stat cache, so
+   unchanged files are not hashed again: ≈0.1 s on a 20,000-file tree against ≈1 s for an
+   index built from HEAD);
 2. `git update-index` stages exactly those paths into the copy, no second directory walk;
 3. `git write-tree`. A tree with nothing staged or changed is HEAD's: only step 1 runs.
 """

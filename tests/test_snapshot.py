@@ -589,9 +589,14 @@ def test_undecodable_and_newline_names(repo_dir: Path, scratch: Path) -> None:
 def test_user_environment_cannot_redirect_the_status(
     repo_dir: Path, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (repo_dir / "README").write_text("stashed\n")
+    git(repo_dir, "stash", "-q")
     (repo_dir / "new.py").write_text("new\n")
     (repo_dir / "README").write_text("edited\n")
     git(repo_dir, "config", "status.showUntrackedFiles", "no")
+    git(repo_dir, "config", "status.renames", "copies")
+    git(repo_dir, "config", "status.branch", "true")  # `# branch.*` and `# stash` headers
+    git(repo_dir, "config", "status.showStash", "true")
     monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "elsewhere.index"))
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "not-a-repo"))
     monkeypatch.setenv("GIT_WORK_TREE", str(tmp_path))
