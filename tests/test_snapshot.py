@@ -708,6 +708,7 @@ def test_a_deletion_in_a_sparse_checkout_is_seen(repo_dir: Path, scratch: Path) 
 
 def test_split_index(repo_dir: Path, scratch: Path) -> None:
     git(repo_dir, "config", "core.splitIndex", "true")
+    git(repo_dir, "config", "splitIndex.maxPercentChange", "0")  # every write: a new shared one
     for number in range(30):
         (repo_dir / f"file{number}.txt").write_text(f"{number}\n")
     commit(repo_dir)
@@ -757,8 +758,9 @@ def test_a_racily_clean_edit_is_seen(repo_dir: Path) -> None:
     # here): git then compares contents, as long as the index copy keeps the index's mtime.
     git(repo_dir, "config", "core.trustctime", "false")
     (repo_dir / "README").write_text("aaa\n")
+    stamp = (repo_dir / "README").stat().st_mtime_ns - 10_000_000_000
+    os.utime(repo_dir / "README", ns=(stamp, stamp))  # older than the index: not smudged
     git(repo_dir, "add", "README")
-    stamp = (repo_dir / "README").stat().st_mtime_ns
     (repo_dir / "README").write_text("bbb\n")
     os.utime(repo_dir / "README", ns=(stamp, stamp))
     os.utime(repo_dir / ".git" / "index", ns=(stamp, stamp))
