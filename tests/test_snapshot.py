@@ -1,6 +1,6 @@
 """snapshot_tree / commit_snapshot against real git.
 
-The oracle for every tree: `cp <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`
+The oracle for every tree: `cp -p <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`
 (minus the files gitexp skips on purpose). The user's index file, HEAD, refs and status must
 be exactly as they were.
 """
