@@ -48,12 +48,14 @@ def run_git(
     env: Mapping[str, str] | None = None,
     work_tree: bool = False,
     cwd: str | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Run `git <args>` on `repo` with the user's environment; raise unless the exit is allowed.
 
     `env` is added to (and overrides) `environ`; `work_tree` runs git in the working tree's
     root, for commands that read it, or in `cwd` when given (git then reads paths relative
-    to it, as when the user runs git there).
+    to it, as when the user runs git there); `config` is given as `-c key=value`, above the
+    user's.
     """
     full_env = dict(environ)
     full_env.update(env or {})
@@ -62,6 +64,8 @@ def run_git(
     if work_tree:
         command.append(f"--work-tree={repo.workdir}")
         cwd = cwd or repo.workdir
+    for key, value in (config or {}).items():
+        command.extend(["-c", f"{key}={value}"])
     command.extend(args)
     data = stdin.encode("utf-8", "surrogateescape") if isinstance(stdin, str) else stdin
     try:

@@ -25,6 +25,7 @@ from gitexp.argparams import (
     secret_values,
 )
 from gitexp.claims import claim_run_ref
+from gitexp.display import format_size
 from gitexp.errors import GitExpError
 from gitexp.labels import validate_tags
 from gitexp.metrics import summarize_metrics
@@ -105,7 +106,7 @@ def run_experiment(
     host_probe = environment.start_host_probe(os.getpid())
     signature = identity(repo, dict(request.environ))
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
-    snapshot = snapshot_tree(repo, max_size)
+    snapshot = snapshot_tree(repo, max_size, request.environ)
     # The program's environment is the user's plus GITEXP_* values, which hold no secret.
     remember_secrets(secret_values(request.command, request.environ))
     # Redacted by name, then by value (HF_TOKEN's value passed as `--hub VALUE`), before it
@@ -152,6 +153,9 @@ def run_experiment(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
+    for item in snapshot.skipped:
+        size = f"{format_size(item['size'])}, " if item["size"] is not None else ""
+        report(f"gitexp: left out {item['path']} ({size}{item['reason']})")
     if request.on_started is not None:
         request.on_started(run_id, run_dir)
     outcome: ProcessOutcome | None = None

@@ -6,6 +6,7 @@ A spec is first read as a run (every form `resolve_run_spec` takes), then as a g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,11 +72,11 @@ def resolve_side(repo: pygit2.Repository, runs: list[Run], spec: str) -> Side:
     return Side(spec=spec, kind="run", tree=commit.tree, commit=str(commit.id), run=run)
 
 
-def worktree_side(repo: pygit2.Repository) -> Side:
+def worktree_side(repo: pygit2.Repository, environ: Mapping[str, str]) -> Side:
     """The working tree as `git exp run` would snapshot it now; the index file is untouched."""
     require_worktree(repo)
     max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
-    snapshot = snapshot_tree(repo, max_size)
+    snapshot = snapshot_tree(repo, max_size, environ)
     tree = repo[snapshot.tree].peel(pygit2.Tree)
     return Side(spec="", kind="worktree", tree=tree, skipped=snapshot.skipped)
 

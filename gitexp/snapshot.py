@@ -1,36 +1,49 @@
 """The code of a run: a commit of the working tree exactly as it is, made without touching it.
 
-We stage into an in-memory copy of `.git/index` (private to the snapshot, never written back),
-adding only the paths the index-to-working-tree diff reports as changed. Seeding from the index
-keeps its stat cache, so unchanged files are not re-hashed: on a 20,000-file tree that is ~0.1 s
-against ~1 s for an index built from HEAD.
+git itself stages, into a private copy of the index file (`GIT_INDEX_FILE`), so whatever git
+honours applies: clean filters and `.gitattributes` (LFS pointers), sparse and split indexes,
+fsmonitor, the untracked cache, `core.autocrlf`. Three git processes at most:
+
+1. `git status` on the copy says what differs and lists the untracked files, so the large
+   ones are left out before anything is hashed (the copy keeps the index's stat cache, so
+   unchanged files are not hashed again: ≈0.1 s on a 20,000-file tree against ≈1 s for an
+   index built from HEAD);
+2. `git update-index` stages exactly those paths into the copy, no second directory walk;
+3. `git write-tree`. A tree with nothing staged or changed is HEAD's: only step 1 runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import DeltaStatus, DiffOption, FileMode
 
 from gitexp.errors import GitExpError
+from gitexp.gitcmd import GitCommandError, run_git
 
 MAX_LISTED_UNTRACKED = 1000
-# What `repo.status(untracked_files="all")` reports for the working tree, without its
-# HEAD-to-index diff (a walk of HEAD's whole tree the snapshot does not need) and without
-# opening every submodule to ask whether it is dirty (a submodule keeps its index commit).
-WORKTREE_DIFF = (
-    DiffOption.INCLUDE_UNTRACKED
-    | DiffOption.RECURSE_UNTRACKED_DIRS
-    | DiffOption.INCLUDE_TYPECHANGE
-    | DiffOption.IGNORE_SUBMODULES
-    | DiffOption.SKIP_BINARY_CHECK
-)
-WORKTREE_CHANGED = (DeltaStatus.MODIFIED, DeltaStatus.TYPECHANGE, DeltaStatus.CONFLICTED)
+GITLINK_MODE = "160000"
+# What git must do differently on the private copy: never write a split index (it would add
+# `sharedindex.*` files to the user's git dir) and never run the user's hooks
+# (`post-index-change` fires on every index write, and this index is nobody's business).
+PRIVATE_INDEX_CONFIG = {"core.splitIndex": "false", "core.hooksPath": os.devnull}
+STATUS_ARGS = [
+    "status",
+    "--porcelain=v2",
+    "-z",
+    "--untracked-files=all",
+    "--no-renames",
+    # Commit changes of a submodule are reported (its index commit is kept); its contents are
+    # not looked at, which would start a `git status` in every submodule.
+    "--ignore-submodules=dirty",
+]
 
 
 @dataclass
@@ -56,32 +69,48 @@ class SnapshotTree:
         }
 
 
-def snapshot_tree(repo: pygit2.Repository, max_file_size: int) -> SnapshotTree:
+@dataclass
+class _WorktreeChanges:
+    """What `git status` reports, sorted into what the snapshot must do."""
+
+    staged: bool = False  # the index differs from HEAD
+    to_stage: list[str] = field(default_factory=list)  # paths whose working-tree state wins
+    untracked: list[str] = field(default_factory=list)  # the untracked ones among them
+    skipped: list[dict[str, object]] = field(default_factory=list)
+
+
+def snapshot_tree(
+    repo: pygit2.Repository, max_file_size: int, environ: Mapping[str, str]
+) -> SnapshotTree:
     """Write the tree of the working tree as it is now; the index file is left untouched."""
-    workdir = Path(repo.workdir)
-    untracked: list[str] = []
-    skipped: list[dict[str, object]] = []
-    try:
-        index = _private_repository(repo).index  # loaded from the index file just now
-        changes = _worktree_changes(repo, index)
-        # Removals first: a file replacing a directory (or the reverse) must not collide.
-        for path in changes.removed:
-            _unstage(index, path)
-        for path in changes.changed:
-            _stage_changed(index, workdir, path, skipped)
-        for path in changes.untracked:
-            _stage_untracked(index, workdir, path, max_file_size, untracked, skipped)
-        tree = index.write_tree()
-    except pygit2.GitError as exc:
-        raise GitExpError(f"cannot snapshot the working tree: {exc}") from None
     head, branch, head_tree = _head_state(repo)
+    try:
+        with _private_index(repo) as index_file:
+            env = {"GIT_INDEX_FILE": index_file, "GIT_OPTIONAL_LOCKS": "0"}
+            status = _git(repo, STATUS_ARGS, environ, env)
+            changes = _worktree_changes(Path(repo.workdir), status, max_file_size)
+            if changes.to_stage:
+                _git(
+                    repo,
+                    ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"],
+                    environ,
+                    env,
+                    stdin="".join(f"{path}\0" for path in changes.to_stage),
+                )
+            if head_tree is not None and not changes.staged and not changes.to_stage:
+                tree = head_tree
+            else:
+                tree = pygit2.Oid(hex=_git(repo, ["write-tree"], environ, env).strip())
+    except (GitCommandError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise GitExpError(f"cannot snapshot the working tree: {reason}") from None
     return SnapshotTree(
         tree=tree,
         head=head,
         branch=branch,
         dirty=tree != head_tree,
-        untracked=untracked,
-        skipped=skipped,
+        untracked=changes.untracked,
+        skipped=changes.skipped,
     )
 
 
@@ -101,130 +130,108 @@ def commit_snapshot(
     return repo.create_commit(None, signature, signature, message, snapshot.tree, parents)
 
 
-def _private_repository(repo: pygit2.Repository) -> pygit2.Repository:
-    """`repo` opened again, for an index object of our own to stage into and then drop.
-
-    `repo.index` is one object shared by every user of `repo`: staging into it meant parsing
-    the index file again afterwards to undo (7 ms at 20,000 files), and anything reading it
-    meanwhile would see the snapshot's staging.
-    """
-    private = pygit2.Repository(repo.path)
-    if private.workdir != repo.workdir:
-        # Opened from its git dir, libgit2 guesses the working tree a `.git` file pointed to.
-        private.workdir = repo.workdir
-    return private
-
-
-@dataclass
-class _WorktreeChanges:
-    """What differs between the index and the working tree, as git sees it."""
-
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    untracked: list[str] = field(default_factory=list)
+@contextlib.contextmanager
+def _private_index(repo: pygit2.Repository) -> Iterator[str]:
+    """A copy of the index file in the git dir (same file system, where `sharedindex.*` files
+    are looked for), removed on every way out, with the `.lock` git writes it through."""
+    descriptor, copy = tempfile.mkstemp(prefix="gitexp-snapshot-", suffix=".index", dir=repo.path)
+    os.close(descriptor)
+    try:
+        _copy_index(Path(repo.path, "index"), copy)
+        yield copy
+    finally:
+        for leftover in (copy, f"{copy}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
-def _worktree_changes(repo: pygit2.Repository, index: pygit2.Index) -> _WorktreeChanges:
-    """Which paths differ between the index and the working tree, as libgit2's status sees them.
+def _copy_index(source: Path, copy: str) -> None:
+    """Copy the index with its modification time: git takes an entry whose file changed in the
+    instant the index was written ("racily clean") to be modified only while the entry's time
+    is not older than the index file's, so a newer copy would hide such an edit."""
+    try:
+        reader = open(source, "rb")  # noqa: SIM115 - closed below; a missing one is a state
+    except FileNotFoundError:
+        os.unlink(copy)  # no index yet (a new repository): git starts from an empty one
+        return
+    with reader, open(copy, "wb") as writer:
+        # The times of the file whose bytes are read: git replaces the index by renaming.
+        info = os.fstat(reader.fileno())
+        shutil.copyfileobj(reader, writer)
+    os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns))
 
-    Known differences from `git status` (docs/format.md lists them): a file that a nested
-    `.gitignore` re-includes (`!keep.log` under a parent's `*.log`) counts as ignored
-    (libgit2 issue #7284), and in a sparse checkout a deleted tracked file is not noticed.
-    """
-    changes = _WorktreeChanges()
-    # pygit2 does not expose the skip-worktree bit: in a sparse checkout, a tracked file
-    # missing from the working tree is taken to be outside the cone, not deleted.
-    sparse = _config_bool(repo, "core.sparseCheckout")
-    # Only each delta's status and path are read: no patch is ever generated.
-    deltas = sorted(
-        (delta.new_file.path, delta.status)
-        for delta in index.diff_to_workdir(flags=WORKTREE_DIFF).deltas
+
+def _git(
+    repo: pygit2.Repository,
+    args: Sequence[str],
+    environ: Mapping[str, str],
+    env: Mapping[str, str],
+    stdin: str | None = None,
+) -> str:
+    result = run_git(
+        repo, args, environ, env=env, stdin=stdin, work_tree=True, config=PRIVATE_INDEX_CONFIG
     )
-    for path, status in deltas:
-        if status == DeltaStatus.UNTRACKED:
-            changes.untracked.append(path)
-            continue
-        entry = _index_entry(index, path)
-        if entry is not None and entry.mode == FileMode.COMMIT:
-            continue  # a submodule keeps the commit recorded in the index
-        if status == DeltaStatus.DELETED:
-            if not sparse:
-                changes.removed.append(path)
-        elif status in WORKTREE_CHANGED:
-            changes.changed.append(path)
+    return result.stdout
+
+
+def _worktree_changes(workdir: Path, status: str, max_file_size: int) -> _WorktreeChanges:
+    """Sort `git status --porcelain=v2 -z` entries: tracked paths whose working-tree state
+    must be staged (not a submodule: it keeps its index commit), untracked files to add, and
+    untracked files left out (nested repositories, over `max_file_size`, unreadable)."""
+    changes = _WorktreeChanges()
+    for entry in status.split("\0"):
+        kind, _, rest = entry.partition(" ")
+        if kind == "1":
+            fields = rest.split(" ", 7)  # XY sub mH mI mW hH hI path
+            changes.staged |= fields[0][0] != "."
+            if fields[0][1] != "." and fields[3] != GITLINK_MODE:
+                _stage_tracked(workdir, fields[7], changes)
+        elif kind == "u":  # unmerged: the working-tree file is the resolution
+            changes.staged = True
+            _stage_tracked(workdir, rest.split(" ", 9)[9], changes)
+        elif kind == "?":
+            _stage_untracked(workdir, rest, max_file_size, changes)
     return changes
 
 
-def _config_bool(repo: pygit2.Repository, key: str) -> bool:
-    try:
-        return repo.config.get_bool(key)
-    except (KeyError, pygit2.GitError, ValueError):
-        return False
-
-
-def _stage_changed(
-    index: pygit2.Index, workdir: Path, path: str, skipped: list[dict[str, object]]
-) -> None:
-    """Stage a tracked (or unmerged) path whose working-tree version differs from the index."""
-    full = workdir / path
-    if not os.path.lexists(full):
-        _unstage(index, path)  # deleted since git looked: the run starts without it
+def _stage_tracked(workdir: Path, path: str, changes: _WorktreeChanges) -> None:
+    info = _lstat(workdir / path)
+    if info is not None and _unreadable(workdir / path, info):
+        # A training program may change permissions under us: the index version stays.
+        changes.skipped.append({"path": path, "size": info.st_size, "reason": "unreadable"})
         return
-    try:
-        index.add(path)
-    except (pygit2.GitError, OSError) as exc:
-        # A training program may delete or rewrite files while we look at them.
-        skipped.append({"path": path, "size": _size(full), "reason": f"unreadable: {exc}"})
+    changes.to_stage.append(path)  # a missing file is removed from the index
 
 
 def _stage_untracked(
-    index: pygit2.Index,
-    workdir: Path,
-    path: str,
-    max_file_size: int,
-    untracked: list[str],
-    skipped: list[dict[str, object]],
+    workdir: Path, path: str, max_file_size: int, changes: _WorktreeChanges
 ) -> None:
-    if path.endswith("/"):  # libgit2 reports a nested repository as one directory
-        skipped.append({"path": path, "size": None, "reason": "nested repository"})
+    if path.endswith("/"):  # git lists a nested repository as one directory
+        changes.skipped.append({"path": path, "size": None, "reason": "nested repository"})
         return
-    full = workdir / path
-    size = _size(full)
-    if size is None:
-        skipped.append({"path": path, "size": None, "reason": "unreadable"})
-        return
-    if size > max_file_size:
-        skipped.append({"path": path, "size": size, "reason": "larger than exp.maxFileSize"})
-        return
+    info = _lstat(workdir / path)
+    if info is None:
+        return  # deleted since git looked: the run starts without it
+    if info.st_size > max_file_size:
+        reason = "larger than exp.maxFileSize"
+        changes.skipped.append({"path": path, "size": info.st_size, "reason": reason})
+    elif _unreadable(workdir / path, info):
+        changes.skipped.append({"path": path, "size": info.st_size, "reason": "unreadable"})
+    else:
+        changes.to_stage.append(path)
+        changes.untracked.append(path)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
     try:
-        index.add(path)
-    except (pygit2.GitError, OSError) as exc:
-        skipped.append({"path": path, "size": size, "reason": f"unreadable: {exc}"})
-        return
-    untracked.append(path)
-
-
-def _index_entry(index: pygit2.Index, path: str) -> pygit2.IndexEntry | None:
-    try:
-        return index[path]
-    except (KeyError, ValueError, pygit2.GitError):
-        return None
-
-
-def _unstage(index: pygit2.Index, path: str) -> None:
-    if _index_entry(index, path) is not None:
-        index.remove(path)
-    conflicts = index.conflicts
-    if conflicts is not None:
-        with contextlib.suppress(KeyError):
-            del conflicts[path]
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.lstat().st_size
+        return path.lstat()
     except OSError:
         return None
+
+
+def _unreadable(path: Path, info: os.stat_result) -> bool:
+    """A regular file git could not read to hash (a symlink is stored as its target)."""
+    return stat.S_ISREG(info.st_mode) and not os.access(path, os.R_OK)
 
 
 def _head_state(repo: pygit2.Repository) -> tuple[str | None, str | None, pygit2.Oid | None]:

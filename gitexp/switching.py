@@ -89,7 +89,8 @@ def switch_working_tree(
     obstacles = local_changes_in_the_way(repo, commit.tree)
     snapshot = None
     if obstacles or force:
-        snapshot = snapshot_tree(repo, config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE))
+        max_size = config_size(repo, "exp.maxFileSize", DEFAULT_MAX_FILE_SIZE)
+        snapshot = snapshot_tree(repo, max_size, environ)
         _refuse_unsavable(repo, run, obstacles, snapshot)
     if force:
         _refuse_what_force_cannot_overwrite(repo, run, commit.tree)

@@ -58,7 +58,7 @@ def git_env(cwd: Path, env: dict[str, str], *args: str) -> str:
 def oracle_tree(repo_dir: Path, scratch: Path, leave_out: Sequence[str] = ()) -> str:
     """The tree real git writes for the working tree, from a copy of the index.
 
-    `cp <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`, leaving out the paths
+    `cp -p <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`, leaving out the paths
     gitexp skips on purpose (`leave_out`). The copy lives outside the working tree so it never
     shows up as an untracked file.
     """
@@ -68,7 +68,9 @@ def oracle_tree(repo_dir: Path, scratch: Path, leave_out: Sequence[str] = ()) ->
         git(repo_dir, "rev-parse", "--path-format=absolute", "--git-path", "index").strip()
     )
     if index_file.exists():
-        shutil.copyfile(index_file, index_copy)
+        # With its mtime: a newer copy lets git take a same-size edit made in the second the
+        # index was written ("racily clean") as unchanged.
+        shutil.copy2(index_file, index_copy)
     elif index_copy.exists():
         index_copy.unlink()
     env = {"GIT_INDEX_FILE": str(index_copy)}

@@ -169,7 +169,7 @@ def add_all_tree(repo: Path, scratch: Path) -> str:
     if not real_index.is_absolute():
         real_index = repo / real_index
     if real_index.exists():
-        shutil.copyfile(real_index, index)
+        shutil.copy2(real_index, index)  # with its mtime, which git's racy check reads
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
     for args in (["add", "-A"], ["write-tree"]):
         result = subprocess.run(

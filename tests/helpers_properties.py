@@ -6,9 +6,9 @@ with the real `git` binary to a copy of a template repository. Operations whose
 preconditions do not hold in the state reached so far (a parent that is a file, a `git rm`
 git refuses, ...) are skipped, so every plan applies.
 
-Ignore rules are drawn so that no nested `.gitignore` re-includes (`!pattern`) what a parent
-level ignores: libgit2 treats such a file as ignored where git does not (libgit2 issue #7284,
-documented in docs/format.md), so that case is left out of the oracle.
+Ignore rules include a nested `.gitignore` re-including (`!run.log`) what the root one
+ignores (`*.log`): libgit2 took such a file to be ignored (libgit2 issue #7284) until git
+made the snapshots.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ NEW = (
     "new dir/cache/d.bin",
     "x.log",
     "important.log",
+    "dir/run.log",
     "build/out.bin",
     "excl.txt",
     "key.secret",
@@ -61,10 +62,10 @@ NEW = (
 LINKS = ("link_file", "link_dir", "link_dangling", "dir/link up")
 PATHS = TRACKED + NEW + LINKS
 EMPTY_DIRS = ("empty", "dir/empty too", "new dir/e")
-# Ignore rules per level. Only the nested levels may re-include (`!keep.tmp`), and only what
-# their own file ignores: no parent level ignores `*.tmp`.
+# Ignore rules per level; a nested level may re-include what its own file ignores
+# (`!keep.tmp`) or what the root one does (`!run.log`).
 ROOT_PATTERNS = ("*.log", "!important.log", "build/", "x y.txt")
-NESTED_PATTERNS = ("*.tmp", "!keep.tmp", "cache/", "*.bin")
+NESTED_PATTERNS = ("*.tmp", "!keep.tmp", "cache/", "*.bin", "!run.log")
 NESTED_IGNORE_DIRS = ("dir", "new dir")
 EXCLUDE_PATTERNS = ("excl.txt", "*.secret")
 LINK_TARGETS = ("a.txt", "dir", "nowhere", "../a.txt", "sp ace.txt")

@@ -1,6 +1,6 @@
 """snapshot_tree / commit_snapshot against real git.
 
-The oracle for every tree: `cp <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`
+The oracle for every tree: `cp -p <index> tmp; GIT_INDEX_FILE=tmp git add -A; git write-tree`
 (minus the files gitexp skips on purpose). The user's index file, HEAD, refs and status must
 be exactly as they were.
 """
@@ -8,6 +8,8 @@ be exactly as they were.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import pygit2
 import pytest
 from conftest import git
 from helpers import SIGNATURE, fsck, libgit2_home, ls_tree, oracle_tree, repo_state
+from helpers_e2e import git_exp, only_run
 
+from gitexp.errors import GitExpError
 from gitexp.snapshot import SnapshotTree, commit_snapshot, snapshot_tree
 
 BIG = 10 * 1024 * 1024
@@ -40,14 +44,23 @@ def check_snapshot(
 ) -> SnapshotTree:
     """Snapshot, compare with git's own tree, and check the repository was left alone."""
     before = repo_state(repo_dir)
+    files_before = git_dir_files(repo_dir)
     repo = pygit2.Repository(str(repo_dir))
-    snapshot = snapshot_tree(repo, max_file_size)
+    snapshot = snapshot_tree(repo, max_file_size, os.environ)
     assert repo_state(repo_dir) == before
+    assert git_dir_files(repo_dir) == files_before, "the snapshot left files in the git dir"
     expected = oracle_tree(repo_dir, scratch, leave_out)
     assert ls_tree(repo_dir, str(snapshot.tree)) == ls_tree(repo_dir, expected)
     assert str(snapshot.tree) == expected
     assert repo_state(repo_dir) == before
     return snapshot
+
+
+def git_dir_files(repo_dir: Path) -> set[str]:
+    """The files at the top of the git dir (the index copy goes there; `sharedindex.*` too,
+    were git to write a split index), minus git-lfs's own store."""
+    git_dir = Path(git(repo_dir, "rev-parse", "--absolute-git-dir").strip())
+    return {path.name for path in git_dir.iterdir()} - {"lfs"}
 
 
 def commit(repo_dir: Path, message: str = "commit") -> None:
@@ -160,11 +173,6 @@ def test_ignored_files_are_left_out(repo_dir: Path, scratch: Path) -> None:
     assert not any(name.endswith(".tmp") for name in snapshot.untracked)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libgit2's status ignores files a nested .gitignore re-includes (libgit2 #7284); "
-    "documented in docs/format.md",
-)
 def test_a_nested_negation_re_includes_a_file(repo_dir: Path, scratch: Path) -> None:
     (repo_dir / ".gitignore").write_text("*.log\n")
     (repo_dir / "sub").mkdir()
@@ -442,7 +450,7 @@ def test_submodule_moved_to_a_new_commit_keeps_the_index_commit(
     git(with_submodule, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qam", "v2")
     (repo_dir / "README").write_text("changed\n")
     before = repo_state(repo_dir)
-    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG)
+    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
     assert repo_state(repo_dir) == before
     expected = oracle_tree(repo_dir, scratch)
     assert git(repo_dir, "rev-parse", f"{snapshot.tree}:deps/lib").strip() == recorded
@@ -495,34 +503,34 @@ def test_snapshot_is_repeatable_and_leaves_repo_object_usable(
     git(repo_dir, "add", "README")
     (repo_dir / "new.py").write_text("new\n")
     repo = pygit2.Repository(str(repo_dir))
-    first = snapshot_tree(repo, BIG)
-    second = snapshot_tree(repo, BIG)
+    first = snapshot_tree(repo, BIG, os.environ)
+    second = snapshot_tree(repo, BIG, os.environ)
     assert first.tree == second.tree
-    assert "new.py" not in repo.index  # the staging was only ever in memory
+    assert "new.py" not in repo.index  # the staging was only ever in the private copy
     assert repo.status()["new.py"] == pygit2.enums.FileStatus.WT_NEW
 
 
 def test_a_reused_repo_object_sees_the_index_git_changed_since(
     repo_dir: Path, scratch: Path
 ) -> None:
-    # The index is only re-read when its file changed: each snapshot must still start from it.
+    # Each snapshot starts from the index file as it is then, whoever holds `repo`.
     repo = pygit2.Repository(str(repo_dir))
-    clean = snapshot_tree(repo, BIG)  # nothing to stage: the index object is left as loaded
+    clean = snapshot_tree(repo, BIG, os.environ)
     assert str(clean.tree) == oracle_tree(repo_dir, scratch)
     (repo_dir / ".gitignore").write_text("*.log\n")
     (repo_dir / "kept.log").write_text("tracked although ignored\n")
     git(repo_dir, "add", ".gitignore")
     git(repo_dir, "add", "-f", "kept.log")  # only the index says this file belongs in the tree
-    staged = snapshot_tree(repo, BIG)
+    staged = snapshot_tree(repo, BIG, os.environ)
     assert str(staged.tree) == oracle_tree(repo_dir, scratch)
     assert git(repo_dir, "ls-tree", "--name-only", str(staged.tree), "kept.log").strip()
     (repo_dir / "new.py").write_text("new\n")
     (repo_dir / "README").write_text("edited after staging\n")
-    dirty = snapshot_tree(repo, BIG)
+    dirty = snapshot_tree(repo, BIG, os.environ)
     assert str(dirty.tree) == oracle_tree(repo_dir, scratch)
     git(repo_dir, "add", "-A")
     git(repo_dir, "commit", "-q", "-m", "everything")
-    after_commit = snapshot_tree(repo, BIG)
+    after_commit = snapshot_tree(repo, BIG, os.environ)
     assert str(after_commit.tree) == git(repo_dir, "rev-parse", "HEAD^{tree}").strip()
     assert after_commit.dirty is False
     staged_entries = sorted((entry.path, str(entry.id), int(entry.mode)) for entry in repo.index)
@@ -581,14 +589,19 @@ def test_undecodable_and_newline_names(repo_dir: Path, scratch: Path) -> None:
 def test_user_environment_cannot_redirect_the_status(
     repo_dir: Path, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (repo_dir / "README").write_text("stashed\n")
+    git(repo_dir, "stash", "-q")
     (repo_dir / "new.py").write_text("new\n")
     (repo_dir / "README").write_text("edited\n")
     git(repo_dir, "config", "status.showUntrackedFiles", "no")
+    git(repo_dir, "config", "status.renames", "copies")
+    git(repo_dir, "config", "status.branch", "true")  # `# branch.*` and `# stash` headers
+    git(repo_dir, "config", "status.showStash", "true")
     monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "elsewhere.index"))
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "not-a-repo"))
     monkeypatch.setenv("GIT_WORK_TREE", str(tmp_path))
     repo = pygit2.Repository(str(repo_dir))
-    snapshot = snapshot_tree(repo, BIG)
+    snapshot = snapshot_tree(repo, BIG, os.environ)
     monkeypatch.delenv("GIT_INDEX_FILE")
     monkeypatch.delenv("GIT_DIR")
     monkeypatch.delenv("GIT_WORK_TREE")
@@ -605,5 +618,212 @@ def test_submodule_directory_removed_keeps_the_gitlink(
     snapshot = check_snapshot(repo_dir, scratch)  # deinit leaves an empty directory
     assert git(repo_dir, "rev-parse", f"{snapshot.tree}:deps/lib").strip() == recorded
     (repo_dir / "deps" / "lib").rmdir()
-    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG)
+    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
     assert git(repo_dir, "rev-parse", f"{snapshot.tree}:deps/lib").strip() == recorded
+
+
+# --- what git honours: the snapshot is made by git, on a private copy of the index ----------
+
+ROT13 = "tr A-Za-z N-ZA-Mn-za-m"
+
+
+def blob(repo_dir: Path, tree: object, path: str) -> str:
+    return git(repo_dir, "cat-file", "-p", f"{tree}:{path}")
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
+def test_a_git_lfs_file_is_snapshotted_as_its_pointer(repo_dir: Path, scratch: Path) -> None:
+    git(repo_dir, "lfs", "install", "--local")
+    git(repo_dir, "lfs", "track", "*.bin")
+    (repo_dir / "tracked.bin").write_bytes(b"weights v1\0" * 100)
+    commit(repo_dir)
+    (repo_dir / "tracked.bin").write_bytes(b"weights v2\0" * 100)
+    (repo_dir / "new.bin").write_bytes(b"\0\1\2 a checkpoint" * 100)
+    snapshot = check_snapshot(repo_dir, scratch)
+    for path in ("tracked.bin", "new.bin"):
+        pointer = blob(repo_dir, snapshot.tree, path)
+        assert pointer.startswith("version https://git-lfs.github.com/spec/v1\n"), pointer
+        assert f"size {(repo_dir / path).stat().st_size}\n" in pointer
+    assert snapshot.untracked == ["new.bin"]
+
+
+def test_a_clean_filter_is_honoured_and_a_touched_file_is_not_dirty(
+    repo_dir: Path, scratch: Path
+) -> None:
+    git(repo_dir, "config", "filter.rot.clean", ROT13)
+    git(repo_dir, "config", "filter.rot.smudge", ROT13)
+    (repo_dir / ".gitattributes").write_text("*.secret filter=rot\n")
+    (repo_dir / "key.secret").write_text("Hello plaintext\n")
+    commit(repo_dir)
+    assert blob(repo_dir, "HEAD", "key.secret") == "Uryyb cynvagrkg\n"
+    later = (repo_dir / "key.secret").stat().st_mtime_ns + 5_000_000_000
+    os.utime(repo_dir / "key.secret", ns=(later, later))  # touched, not changed
+    touched = check_snapshot(repo_dir, scratch)
+    assert touched.dirty is False
+    assert str(touched.tree) == git(repo_dir, "rev-parse", "HEAD^{tree}").strip()
+    (repo_dir / "key.secret").write_text("Changed plaintext\n")
+    (repo_dir / "new.secret").write_text("Also secret\n")
+    changed = check_snapshot(repo_dir, scratch)
+    assert changed.dirty is True
+    assert blob(repo_dir, changed.tree, "key.secret") == "Punatrq cynvagrkg\n"
+    assert blob(repo_dir, changed.tree, "new.secret") == "Nyfb frperg\n"
+
+
+def test_core_autocrlf_is_applied(repo_dir: Path, scratch: Path) -> None:
+    git(repo_dir, "config", "core.autocrlf", "true")
+    (repo_dir / "windows.txt").write_bytes(b"one\r\ntwo\r\n")
+    snapshot = check_snapshot(repo_dir, scratch)
+    assert blob(repo_dir, snapshot.tree, "windows.txt") == "one\ntwo\n"
+
+
+def make_sparse_repo(repo_dir: Path, *sparse_args: str) -> None:
+    """`inside/` in the sparse cone, `outside/` out of it."""
+    for name in ("inside/a.py", "inside/gone.py", "outside/b.py", "outside/deep/c.py"):
+        (repo_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo_dir / name).write_text(name)
+    commit(repo_dir)
+    git(repo_dir, "sparse-checkout", "set", *sparse_args, "inside")
+    assert not (repo_dir / "outside").exists()
+    (repo_dir / "inside" / "a.py").write_text("edited\n")
+    (repo_dir / "inside" / "gone.py").unlink()
+    (repo_dir / "inside" / "new.py").write_text("new\n")
+
+
+def test_sparse_index(repo_dir: Path, scratch: Path) -> None:
+    make_sparse_repo(repo_dir, "--sparse-index")
+    assert "outside/" in git(repo_dir, "ls-files", "--sparse").split(), "no sparse index"
+    snapshot = check_snapshot(repo_dir, scratch)
+    names = {line.split("\t")[1] for line in ls_tree(repo_dir, str(snapshot.tree))}
+    assert names == {"README", "inside/a.py", "inside/new.py", "outside/b.py", "outside/deep/c.py"}
+    assert snapshot.untracked == ["inside/new.py"]
+
+
+def test_a_deletion_in_a_sparse_checkout_is_seen(repo_dir: Path, scratch: Path) -> None:
+    make_sparse_repo(repo_dir)  # a full index with skip-worktree bits: libgit2 missed this
+    snapshot = check_snapshot(repo_dir, scratch)
+    names = {line.split("\t")[1] for line in ls_tree(repo_dir, str(snapshot.tree))}
+    assert "inside/gone.py" not in names
+    assert "outside/b.py" in names
+
+
+def test_split_index(repo_dir: Path, scratch: Path) -> None:
+    git(repo_dir, "config", "core.splitIndex", "true")
+    git(repo_dir, "config", "splitIndex.maxPercentChange", "0")  # every write: a new shared one
+    for number in range(30):
+        (repo_dir / f"file{number}.txt").write_text(f"{number}\n")
+    commit(repo_dir)
+    git(repo_dir, "update-index", "--split-index")
+    (repo_dir / "file3.txt").write_text("edited\n")
+    git(repo_dir, "add", "file3.txt")  # an entry of the split index, beside its shared index
+    (repo_dir / "file4.txt").write_text("unstaged\n")
+    (repo_dir / "file5.txt").unlink()
+    (repo_dir / "new.txt").write_text("new\n")
+    assert any(name.startswith("sharedindex.") for name in git_dir_files(repo_dir))
+    snapshot = check_snapshot(repo_dir, scratch)  # no new sharedindex.* file either
+    assert blob(repo_dir, snapshot.tree, "file3.txt") == "edited\n"
+    assert blob(repo_dir, snapshot.tree, "file4.txt") == "unstaged\n"
+    assert snapshot.untracked == ["new.txt"]
+
+
+def test_untracked_cache(repo_dir: Path, scratch: Path) -> None:
+    git(repo_dir, "config", "core.untrackedCache", "true")
+    (repo_dir / "dir").mkdir()
+    (repo_dir / "dir" / "old.py").write_text("old\n")
+    git(repo_dir, "status", "--porcelain")  # writes the cache into the index
+    assert b"UNTR" in (repo_dir / ".git" / "index").read_bytes()
+    (repo_dir / "dir" / "new.py").write_text("new\n")
+    snapshot = check_snapshot(repo_dir, scratch)
+    assert snapshot.untracked == ["dir/new.py", "dir/old.py"]
+
+
+@pytest.mark.skipif(
+    "feature: fsmonitor--daemon" not in git(Path.cwd(), "version", "--build-options"),
+    reason="this git has no built-in fsmonitor daemon (git 2.39 on Linux does not)",
+)
+def test_fsmonitor(repo_dir: Path, scratch: Path) -> None:
+    git(repo_dir, "config", "core.fsmonitor", "true")
+    try:
+        git(repo_dir, "status", "--porcelain")  # starts the daemon, writes its token
+        (repo_dir / "README").write_text("edited\n")
+        (repo_dir / "new.py").write_text("new\n")
+        snapshot = check_snapshot(repo_dir, scratch)
+        assert snapshot.untracked == ["new.py"]
+        assert blob(repo_dir, snapshot.tree, "README") == "edited\n"
+    finally:
+        git(repo_dir, "fsmonitor--daemon", "stop", check=False)
+
+
+def test_a_racily_clean_edit_is_seen(repo_dir: Path) -> None:
+    # An edit in the instant the index was written keeps size and mtime (ctime not trusted
+    # here): git then compares contents, as long as the index copy keeps the index's mtime.
+    git(repo_dir, "config", "core.trustctime", "false")
+    (repo_dir / "README").write_text("aaa\n")
+    stamp = (repo_dir / "README").stat().st_mtime_ns - 10_000_000_000
+    os.utime(repo_dir / "README", ns=(stamp, stamp))  # older than the index: not smudged
+    git(repo_dir, "add", "README")
+    (repo_dir / "README").write_text("bbb\n")
+    os.utime(repo_dir / "README", ns=(stamp, stamp))
+    os.utime(repo_dir / ".git" / "index", ns=(stamp, stamp))
+    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
+    assert blob(repo_dir, snapshot.tree, "README") == "bbb\n"
+
+
+def test_the_users_hooks_do_not_see_the_private_index(repo_dir: Path, scratch: Path) -> None:
+    hook = repo_dir / ".git" / "hooks" / "post-index-change"
+    hook.write_text(f"#!/bin/sh\ntouch '{scratch}/hook-ran'\n")
+    hook.chmod(0o755)
+    git(repo_dir, "add", "README")
+    (scratch / "hook-ran").unlink()  # the hook works
+    (repo_dir / "README").write_text("edited\n")
+    snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
+    assert not (scratch / "hook-ran").exists()
+    assert blob(repo_dir, snapshot.tree, "README") == "edited\n"
+
+
+def test_a_failing_filter_is_an_error_and_leaves_nothing_behind(repo_dir: Path) -> None:
+    git(repo_dir, "config", "filter.broken.clean", "false")
+    git(repo_dir, "config", "filter.broken.required", "true")
+    (repo_dir / ".gitattributes").write_text("*.x filter=broken\n")
+    (repo_dir / "data.x").write_text("x\n")
+    before = repo_state(repo_dir)
+    files_before = git_dir_files(repo_dir)
+    with pytest.raises(GitExpError, match=r"^cannot snapshot the working tree: git .* failed: "):
+        snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
+    assert repo_state(repo_dir) == before
+    assert git_dir_files(repo_dir) == files_before
+
+
+@pytest.mark.parametrize("layout", ["sparse-index", "split-index"])
+def test_git_exp_run_records_runs_in_sparse_and_split_index_repositories(
+    repo_dir: Path, layout: str
+) -> None:
+    if layout == "sparse-index":
+        make_sparse_repo(repo_dir, "--sparse-index")
+    else:
+        git(repo_dir, "update-index", "--split-index")
+        (repo_dir / "README").write_text("edited\n")
+        (repo_dir / "inside").mkdir()
+        (repo_dir / "inside" / "new.py").write_text("new\n")
+    (repo_dir / "inside" / "train.py").write_text("print('trained')\n")
+    index = (repo_dir / ".git" / "index").read_bytes()
+    result = git_exp(repo_dir, "run", sys.executable, "inside/train.py")
+    assert result.returncode == 0, result.stderr
+    assert (repo_dir / ".git" / "index").read_bytes() == index
+    _, commit_id, record = only_run(repo_dir)
+    assert record["status"] == "succeeded"
+    assert record["git"]["dirty"] is True
+    assert blob(repo_dir, commit_id, "inside/train.py") == "print('trained')\n"
+    assert "inside/new.py" in record["git"]["untracked"]
+
+
+def test_ctrl_c_while_git_stages_leaves_nothing_behind(repo_dir: Path) -> None:
+    # The clean filter runs inside `git update-index`, while the index copy and its lock exist.
+    git(repo_dir, "config", "filter.interrupt.clean", f"kill -INT {os.getpid()}; sleep 2; cat")
+    (repo_dir / ".gitattributes").write_text("*.x filter=interrupt\n")
+    (repo_dir / "data.x").write_text("x\n")
+    before = repo_state(repo_dir)
+    files_before = git_dir_files(repo_dir)
+    with pytest.raises(KeyboardInterrupt):
+        snapshot_tree(pygit2.Repository(str(repo_dir)), BIG, os.environ)
+    assert repo_state(repo_dir) == before
+    assert git_dir_files(repo_dir) == files_before

@@ -85,10 +85,10 @@ def diff(
         raise click.UsageError("too many runs: give A and B, and put paths after --")
     repo = open_repo()
     paths: list[str] = click.get_current_context().meta.get("gitexp.paths", [])
-    result = diff_runs(repo, specs[0], specs[1] if len(specs) == 2 else None)
+    environ = _git_environ()
+    result = diff_runs(repo, specs[0], specs[1] if len(specs) == 2 else None, environ)
     for skipped in result.b.skipped:
         click.echo(f"note: {safe(str(skipped['path']))} left out ({skipped['reason']})", err=True)
-    environ = _git_environ()
     if as_json:
         changes = None if no_code else code_changes(repo, result, paths, environ, cwd=os.getcwd())
         echo_json(result.as_json(changes))

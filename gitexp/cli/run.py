@@ -50,7 +50,7 @@ def run(
         message=message,
         tags=list(tags),
     )
-    result = run_experiment(repo, request, report=lambda line: click.echo(line, err=True))
+    result = run_experiment(repo, request, report=lambda line: click.echo(safe(line), err=True))
     record = result.record
     summary = (
         f"gitexp: {result.run_id} {record['status']} in {format_duration(record.get('duration_s'))}"

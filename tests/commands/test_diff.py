@@ -143,7 +143,7 @@ def code_bytes(
     stat_width: int | None = None,
 ) -> bytes:
     """The code part of `git exp diff A B -- PATHS` as the core function returns it."""
-    result = diff_runs(repo(), a, b)
+    result = diff_runs(repo(), a, b, environ=os.environ)
     environ = dict(os.environ)
     cwd = os.getcwd()
     shown = code_text(

@@ -109,12 +109,20 @@ def test_large_untracked_files_are_left_out_and_listed(repo_dir: Path, tmp_path:
     write_program(repo_dir / "train.py", "pass\n")
     (repo_dir / "big.bin").write_bytes(b"x" * 2000)
 
-    result, _ = run_core(repo_dir, "train.py")
+    (repo_dir / "nested").mkdir()
+    git(repo_dir / "nested", "init", "-q")
+
+    result, reported = run_core(repo_dir, "train.py")
 
     files = [line.split("\t")[1] for line in ls_tree(repo_dir, result.commit)]
     assert files == ["README", "train.py"]
     assert result.record["git"]["skipped"] == [
-        {"path": "big.bin", "size": 2000, "reason": "larger than exp.maxFileSize"}
+        {"path": "big.bin", "size": 2000, "reason": "larger than exp.maxFileSize"},
+        {"path": "nested/", "size": None, "reason": "nested repository"},
+    ]
+    assert reported[1:] == [  # said at launch, not only by `git exp show`
+        "gitexp: left out big.bin (2.0 KiB, larger than exp.maxFileSize)",
+        "gitexp: left out nested/ (nested repository)",
     ]
     assert result.record["git"]["untracked"] == ["train.py"]
 

@@ -127,7 +127,7 @@ def test_snapshot_tree_is_git_add_all(
         set_head(repo_dir, head)
         apply_plan(repo_dir, plan)
         before = repo_state(repo_dir)
-        snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), MAX_FILE_SIZE)
+        snapshot = snapshot_tree(pygit2.Repository(str(repo_dir)), MAX_FILE_SIZE, os.environ)
         assert repo_state(repo_dir) == before, "the snapshot changed the user's repository"
 
         skipped = {str(item["path"]): str(item["reason"]) for item in snapshot.skipped}
