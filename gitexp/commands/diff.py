@@ -121,18 +121,13 @@ def diff_runs(
     repo: pygit2.Repository,
     a_spec: str,
     b_spec: str | None,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
 ) -> RunDiff:
     """Compare `a_spec` with `b_spec` (runs or revisions), or with the working tree when None
-    (snapshotted by git run with `environ`, which that case needs)."""
+    (snapshotted by git, run with `environ`)."""
     runs = list_runs(repo)
     a = resolve_side(repo, runs, a_spec)
-    if b_spec is not None:
-        b = resolve_side(repo, runs, b_spec)
-    elif environ is None:
-        raise TypeError("diff_runs needs `environ` to snapshot the working tree")
-    else:
-        b = worktree_side(repo, environ)
+    b = resolve_side(repo, runs, b_spec) if b_spec is not None else worktree_side(repo, environ)
     old, new = a.record, b.record
     if old is None or new is None:
         return RunDiff(a, b, None, None, None)

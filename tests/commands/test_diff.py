@@ -143,7 +143,7 @@ def code_bytes(
     stat_width: int | None = None,
 ) -> bytes:
     """The code part of `git exp diff A B -- PATHS` as the core function returns it."""
-    result = diff_runs(repo(), a, b, environ=os.environ)
+    result = diff_runs(repo(), a, b, os.environ)
     environ = dict(os.environ)
     cwd = os.getcwd()
     shown = code_text(
@@ -316,13 +316,13 @@ def test_a_run_wins_over_a_revision_of_the_same_name(
 ) -> None:
     a, b = two_runs
     git(repo_dir, "branch", "bbbb", a)  # `bbbb` is also the random part of run B
-    result = diff_runs(repo(), "bbbb", "HEAD")
+    result = diff_runs(repo(), "bbbb", "HEAD", os.environ)
     assert result.a.kind == "run" and result.a.commit == b
-    assert diff_runs(repo(), "refs/heads/bbbb", "HEAD").a.commit == a
+    assert diff_runs(repo(), "refs/heads/bbbb", "HEAD", os.environ).a.commit == a
 
 
 def test_record_differences(repo_dir: Path, two_runs: tuple[str, str]) -> None:
-    result = diff_runs(repo(), A_ID, B_ID)
+    result = diff_runs(repo(), A_ID, B_ID, os.environ)
     assert result.params == {
         "changed": {"lr": {"a": 0.1, "b": 0.01}, "flag": {"a": True, "b": 1}},
         "added": {"dropout": 0.5},
@@ -483,7 +483,8 @@ def test_json_file_names_are_byte_safe(repo_dir: Path) -> None:
     for name in names:
         (repo_dir / os.fsdecode(name)).write_bytes(b"content\n")
     os.rename(repo_dir / "README", repo_dir / os.fsdecode(b"read\nme\xff"))
-    changes = code_changes(repo(), diff_runs(repo(), "HEAD", None), [], dict(os.environ))
+    environ = dict(os.environ)
+    changes = code_changes(repo(), diff_runs(repo(), "HEAD", None, environ), [], environ)
     tree = add_all_tree(repo_dir, repo_dir.parent / "oracle")
     oracle = git_bytes(repo_dir, "diff", "--name-status", "-z", "-M", "HEAD", tree)
     assert oracle.split(b"\0") == [
@@ -527,11 +528,11 @@ def test_exit_code(repo_dir: Path, two_runs: tuple[str, str]) -> None:
 
 def test_bad_input_is_one_clear_line(repo_dir: Path, two_runs: tuple[str, str]) -> None:
     with pytest.raises(UnknownRevisionError) as unknown:
-        diff_runs(repo(), "zzzz", "HEAD")
+        diff_runs(repo(), "zzzz", "HEAD", os.environ)
     assert str(unknown.value) == "unknown run or revision 'zzzz' (git exp log lists runs)"
     snapshot_run(repo_dir, "20260101.003.xaaa")
     with pytest.raises(GitExpError, match=r"^ambiguous run 'aaa': it matches"):
-        diff_runs(repo(), "aaa", "HEAD")
+        diff_runs(repo(), "aaa", "HEAD", os.environ)
     for args, message in [
         (("nope", "HEAD"), "error: unknown run or revision 'nope' (git exp log lists runs)"),
         (("HEAD^{tree}",), "error: 'HEAD^{tree}' is a tree, not a run or a commit"),
