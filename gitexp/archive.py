@@ -54,8 +54,12 @@ class ArchivedRun:
         return f"{self.name}/{self.run_id}"
 
 
-def manifest_json(entries: list[dict[str, Any]], objects: int) -> bytes:
-    """The manifest of an archive of the runs `entries` describe, holding `objects` objects."""
+def manifest_json(
+    entries: list[dict[str, Any]], objects: int, *, members: int, content_bytes: int
+) -> bytes:
+    """The manifest of an archive of the runs `entries` describe, holding `objects` objects,
+    `members` members after the manifest and `content_bytes` bytes in them (what import
+    holds the archive to, so a compressed bomb is refused as soon as it overflows)."""
     from gitexp import __version__
 
     manifest = {
@@ -64,6 +68,8 @@ def manifest_json(entries: list[dict[str, Any]], objects: int) -> bytes:
         "created_at": now_iso(),
         "gitexp": __version__,
         "objects": objects,
+        "members": members,
+        "bytes": content_bytes,
         "runs": entries,
     }
     return orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
