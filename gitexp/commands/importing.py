@@ -2,21 +2,25 @@
 
 (Not `import.py`: `import` is a Python keyword.) An archive may come from anyone, so:
 
-1. a first pass reads every member and writes nothing: each path must be one the format
-   allows (no absolute paths, `..`, links or special files), each object must hash to its
-   name, the manifest must agree with itself; anything else refuses the whole archive;
+1. a first pass reads every member and writes nothing: the manifest comes first and
+   declares how many members and bytes follow, and the archive is refused as soon as it
+   unpacks to more (a compressed bomb); each path must be one the format allows (no
+   absolute paths, `..`, links or special files), each object must hash to its name and
+   parse as `git fsck --strict` checks it, every object one points to must be in the archive
+   or here (git's connectivity check on fetch), the manifest must agree with itself;
+   anything else refuses the whole archive;
 2. a second pass writes the objects and unpacks run directories into a staging directory
    under the logdir root (regular files only, created by us, never through a link);
-3. every object the runs need must now be here (git's connectivity check on fetch);
-4. run refs are created with compare-and-swap: an existing ref is never moved (the same
+3. run refs are created with compare-and-swap: an existing ref is never moved (the same
    commit: the run is already here; another commit: reported as a conflict);
-5. the staged run directories are renamed into place, and all records are written in one
+4. the staged run directories are renamed into place, and all records are written in one
    notes commit (compare-and-swap), merged field by field with any record already here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import os
 import re
@@ -53,6 +57,12 @@ from gitexp.sync import merge_records
 
 NOTES_MESSAGE = "Notes added by 'git exp import'\n"
 COPY_CHUNK = 1024 * 1024
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+# A tar member's header, padding and long-name records, at most; and the end of the archive.
+MEMBER_OVERHEAD = 8192
+END_OVERHEAD = 1024 * 1024
+# Archives from before the manifest declared its size: at most this many times their size.
+UNDECLARED_RATIO = 100
 
 
 @dataclass
@@ -61,6 +71,7 @@ class ArchiveContents:
 
     runs: list[ArchivedRun] = field(default_factory=list)
     objects: dict[str, bytes] = field(default_factory=dict)  # id -> type name
+    references: dict[str, str] = field(default_factory=dict)  # id needed -> id needing it
     run_dir_bytes: dict[str, int] = field(default_factory=dict)  # run id -> bytes of its files
 
 
@@ -92,6 +103,7 @@ def import_runs(
     """Import the runs of the archive at `path` (see the module's docstring for the steps)."""
     root = rundir.logdir_root(repo, env_logdir)
     contents = read_archive(path, root)
+    check_connectivity(repo, path, contents)
     report = ImportReport(dry_run, objects=len(contents.objects))
     new_runs = _classify(repo, contents.runs, report)
     if dry_run:
@@ -102,7 +114,6 @@ def import_runs(
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     try:
         staged = _write_objects(repo, path, root, staging, {run.id for run in new_runs})
-        check_connectivity(repo, path, contents)
         run_dirs: dict[str, str | None] = {}
         for run in new_runs:
             if not store.create_ref(repo, run.ref, pygit2.Oid(hex=run.commit)):
@@ -123,13 +134,16 @@ def read_archive(path: Path, root: Path) -> ArchiveContents:
     contents = ArchiveContents()
     manifest: Any = None
     run_dir_owners: set[str] = set()
-    with _open_archive(path) as archive:
-        for member, kind, value in _members(archive, path, root):
+    with _open_archive(path) as (archive, bounded):
+        for member, kind, value in _members(archive, bounded, path, root):
             if kind == "manifest":
                 manifest = _read_json(archive, member, path)
+                bounded.declare(manifest)
             elif kind == "object":
-                object_type, _ = _read_object(archive, member, value, path)
+                object_type, body = _read_object(archive, member, value, path)
                 contents.objects[value] = object_type
+                for needed in _parsed_references(object_type, body, value, path):
+                    contents.references.setdefault(needed, value)
             elif kind == "file":
                 owner = value.split("\0")[0]
                 run_dir_owners.add(owner)
@@ -145,28 +159,76 @@ def read_archive(path: Path, root: Path) -> ArchiveContents:
 
 
 def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveContents) -> None:
-    """Every object the archive's objects point to must be here (as git checks on fetch)."""
+    """Every object the archive's objects point to, and every run's commit, must be in the
+    archive or here (as git checks on fetch); checked before anything is written."""
     for run in contents.runs:
-        if not isinstance(repo.get(run.commit), pygit2.Commit):
+        if contents.objects.get(run.commit, b"commit") != b"commit" or (
+            run.commit not in contents.objects
+            and not isinstance(repo.get(run.commit), pygit2.Commit)
+        ):
             raise refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
-    for hex_id, object_type in contents.objects.items():
-        if object_type == b"blob":
-            continue
-        obj = repo[hex_id]
-        for needed in object_references(obj):
-            if needed not in repo.odb:
-                raise refused(
-                    path, f"object {needed} (needed by {hex_id}) is neither in it nor here"
-                )
+    for needed, needing in contents.references.items():
+        if needed not in contents.objects and needed not in repo.odb:
+            raise refused(path, f"object {needed} (needed by {needing}) is neither in it nor here")
+
+
+class _BoundedStream:
+    """The archive's uncompressed bytes, refused past what its manifest declares.
+
+    Until the manifest is read, at most MAX_MANIFEST_BYTES; then the declared bytes of the
+    members after it, plus their headers; an archive from before the declaration was written
+    is held to UNDECLARED_RATIO times its compressed size.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, path: Path) -> None:
+        self.raw = raw
+        self.path = path
+        self.consumed = 0
+        self.limit = MAX_MANIFEST_BYTES + MEMBER_OVERHEAD
+        self.content_left: int | None = None  # bytes of member content still allowed
+        self.members_left: int | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.consumed += len(data)
+        if self.consumed > self.limit:
+            raise refused(self.path, f"it unpacks to more than the {self.limit} bytes it declares")
+        return data
+
+    def declare(self, manifest: Any) -> None:
+        """Hold the rest of the archive to the size the manifest declares."""
+        members = _count(manifest, "members")
+        content = _count(manifest, "bytes")
+        if members is not None and content is not None:
+            self.members_left, self.content_left = members, content
+            self.limit = self.consumed + content + members * MEMBER_OVERHEAD + END_OVERHEAD
+        else:
+            self.limit = self.consumed + UNDECLARED_RATIO * self.path.stat().st_size + END_OVERHEAD
+
+    def admit(self, member: tarfile.TarInfo) -> None:
+        """Refuse a member past the declared count or size before its content is read."""
+        if self.members_left is None or self.content_left is None:
+            return
+        self.members_left -= 1
+        self.content_left -= member.size
+        if self.members_left < 0 or self.content_left < 0:
+            raise refused(self.path, "it holds more members or bytes than its manifest declares")
+
+
+def _count(manifest: Any, key: str) -> int | None:
+    value = manifest.get(key) if isinstance(manifest, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 @contextlib.contextmanager
-def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
-    """The archive, read once in order (stream mode, never seeking back); read errors
-    anywhere in the block become one ArchiveError."""
+def _open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
+    """The archive, read once in order (stream mode, never seeking back), and the bound on
+    its uncompressed size; read errors anywhere in the block become one ArchiveError."""
     try:
-        with tarfile.open(path, mode="r|gz") as archive:
-            yield archive
+        with gzip.open(path, "rb") as raw:
+            bounded = _BoundedStream(raw, path)
+            with tarfile.open(fileobj=bounded, mode="r|") as archive:  # type: ignore[call-overload]
+                yield archive, bounded
     except FileNotFoundError:
         raise ArchiveError(f"no such file: {path}") from None
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
@@ -174,15 +236,20 @@ def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
 
 
 def _members(
-    archive: tarfile.TarFile, path: Path, root: Path
+    archive: tarfile.TarFile, bounded: _BoundedStream, path: Path, root: Path
 ) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
-    """(member, kind, value) for every member, each checked; kinds: manifest, object
-    (value: its id), file (value: `<run id>\\0<path in the run directory>`), dir."""
+    """(member, kind, value) for every member, each checked; kinds: manifest (the first
+    member), object (value: its id), file (value: `<run id>\\0<path in the run directory>`),
+    dir."""
     seen: set[str] = set()
     for member in archive:
         kind, value = _check_member(member, path, root)
         if member.name in seen:
             raise refused(path, f"member '{printable(member.name)}' appears twice")
+        if (kind == "manifest") != (not seen):
+            raise refused(path, f"its first member is not {MANIFEST}")
+        if kind != "manifest":
+            bounded.admit(member)
         seen.add(member.name)
         yield member, kind, value
 
@@ -253,6 +320,15 @@ def _read_object(
     return object_type, body
 
 
+def _parsed_references(object_type: bytes, body: bytes, hex_id: str, path: Path) -> list[str]:
+    try:
+        return object_references(object_type, body)
+    except ValueError as exc:
+        raise refused(
+            path, f"object {hex_id} is not a valid {object_type.decode()}: {exc}"
+        ) from None
+
+
 def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     handle = archive.extractfile(member)
     assert handle is not None  # a regular file (checked)
@@ -280,9 +356,11 @@ def _write_objects(
 ) -> dict[str, int]:
     """Write every object, and stage the run directories of `new_runs`; bytes staged per run."""
     staged: dict[str, int] = {}
-    with _open_archive(path) as archive:
-        for member, kind, value in _members(archive, path, root):
-            if kind == "object":
+    with _open_archive(path) as (archive, bounded):
+        for member, kind, value in _members(archive, bounded, path, root):
+            if kind == "manifest":
+                bounded.declare(_read_json(archive, member, path))
+            elif kind == "object" and value not in repo.odb:
                 object_type, body = _read_object(archive, member, value, path)
                 written = repo.odb.write(TYPE_BY_NAME[object_type], body)
                 if str(written) != value:
