@@ -14,9 +14,10 @@ import orjson
 import pygit2
 
 from gitexp import store
-from gitexp.display import format_duration, metrics_line
+from gitexp.display import format_duration, format_size, metrics_line
 from gitexp.ids import REF_PREFIX, RUN_ID_PATTERN, parse_run_ref, printable
 from gitexp.record import effective_status, load_record
+from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, config_size
 
 # A ref whose note is not written yet is a run starting right now, unless it is older than this.
 UNRECORDED_GRACE_SECONDS = 60
@@ -28,7 +29,7 @@ UNRECORDED_GRACE_SECONDS = 60
 # S_EXACT says the note's bytes are exactly what `--json` prints for the run ref they name;
 # S_LOG_MIDDLE and S_LOG_LABEL are the parts of the run's `git exp log` line that come from
 # its note (so the display functions they use are part of the summary's meaning too).
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 (
     S_STATUS,
     S_STARTED,
@@ -221,9 +222,21 @@ def deleted_records(repo: pygit2.Repository) -> set[str]:
 def _notes_index(repo: pygit2.Repository) -> Any:
     from gitexp import cache
 
+    limit = max_record_size(repo)
     return cache.notes_index(
-        repo, lambda hex_id, data: summarize(repo, hex_id, data), SUMMARY_VERSION
+        repo, lambda hex_id, data: summarize(repo, hex_id, data, limit), _summary_version(limit)
     )
+
+
+def max_record_size(repo: pygit2.Repository) -> int:
+    """`exp.maxRecordSize`: the largest note gitexp parses."""
+    return config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE)
+
+
+def _summary_version(limit: int) -> int:
+    # A note over exp.maxRecordSize is summarized as too large: a cache made under another
+    # limit is rebuilt.
+    return SUMMARY_VERSION if limit == DEFAULT_MAX_RECORD_SIZE else SUMMARY_VERSION + limit * 1000
 
 
 def _listed_runs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run]:
@@ -234,7 +247,9 @@ def _listed_runs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run
         index.runs = None
         runs = _runs_from_refs(repo, index, hostname)
     if index.outdated():
-        cache.save(repo, SUMMARY_VERSION, index, [run._cache_row() for run in runs])
+        cache.save(
+            repo, _summary_version(max_record_size(repo)), index, [run._cache_row() for run in runs]
+        )
     return runs
 
 
@@ -307,18 +322,22 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def summarize(
-    repo: pygit2.Repository, commit: str, note: bytes
+    repo: pygit2.Repository, commit: str, note: bytes, limit: int = DEFAULT_MAX_RECORD_SIZE
 ) -> tuple[list[Any], dict[str, Any] | None]:
-    """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION."""
+    """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION.
+
+    A note over `limit` bytes (exp.maxRecordSize) is never parsed: it may come from anyone's
+    remote, and parsing multiplies its size in memory.
+    """
     summary: list[Any] = ["unknown", 0.0, False, [], "", None, None, None, False, "", ""]
+    if len(note) > limit:
+        size, most = format_size(len(note)), format_size(limit)
+        problem = f"the record is too large to read: {size}, over exp.maxRecordSize ({most})"
+        return _unreadable(repo, commit, summary, problem), None
     try:
         record = load_record(note)
     except ValueError as exc:
-        summary[S_STATUS] = "unreadable"
-        summary[S_PROBLEM] = f"the record is not valid JSON: {exc}"
-        summary[S_STARTED] = _commit_time(repo, commit)
-        summary[S_LOG_MIDDLE] = _log_middle(None, commit, "", summary[S_PROBLEM])
-        return summary, None
+        return _unreadable(repo, commit, summary, f"the record is not valid JSON: {exc}"), None
     status = record.get("status")
     summary[S_STATUS] = status if isinstance(status, str) else "unknown"
     summary[S_STARTED] = _started(record) or _commit_time(repo, commit)
@@ -339,6 +358,16 @@ def summarize(
     label = " ".join([*(f"[{tag}]" for tag in summary[S_TAGS]), summary[S_MESSAGE]]).strip()
     summary[S_LOG_LABEL] = _shown(label)
     return summary, record
+
+
+def _unreadable(
+    repo: pygit2.Repository, commit: str, summary: list[Any], problem: str
+) -> list[Any]:
+    summary[S_STATUS] = "unreadable"
+    summary[S_PROBLEM] = problem
+    summary[S_STARTED] = _commit_time(repo, commit)
+    summary[S_LOG_MIDDLE] = _log_middle(None, commit, "", problem)
+    return summary
 
 
 def _log_middle(duration: Any, commit: str, metrics: str, problem: str | None) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import git
-from helpers_e2e import assert_one_error_line, user_env
+from helpers_e2e import assert_one_error_line
+from helpers_guarantees import peak_rss
 
 NAME = "train"
 RUN_ID = "20261120.001.bomb"
@@ -64,29 +63,6 @@ def write_archive(path: Path, commit: str, objects: list[tuple[str, bytes]]) -> 
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return path
-
-
-def peak_rss(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
-    """`git exp ARGS...` and the peak resident memory of it and its children, in bytes."""
-    measure = (
-        "import resource, subprocess, sys\n"
-        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-        "sys.stderr.write(done.stderr); sys.stdout.write(done.stdout)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-        "sys.exit(done.returncode)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", measure, "git", "exp", *args],
-        cwd=cwd,
-        env=user_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    *stderr, rss_kib = result.stderr.splitlines()
-    result.stderr = "\n".join(stderr) + "\n" if stderr else ""
-    return result, int(rss_kib) * 1024
 
 
 def repository_state(repo: Path) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pygit2
 import pytest
 from helpers_e2e import git_exp, user_env
-from helpers_guarantees import fake_run
+from helpers_guarantees import fake_run, peak_rss
 
 from gitexp.record import dump_record, new_record
 from gitexp.web.api import metric_curves, output_tail, run_details
@@ -128,3 +128,21 @@ def test_an_artifact_symlink_leaving_the_run_directory_is_outside(
     assert "has a path outside its run directory" in shown.stderr
     listed = json.loads(git_exp(repo_dir, "artifact", "@", "--json").stdout)
     assert [(item["state"], item["file"]) for item in listed] == [("outside", None)]
+
+
+HUGE_NOTE_BYTES = 100 * 1000 * 1000
+
+
+@pytest.mark.slow
+def test_a_huge_record_costs_a_small_multiple_of_its_size(repo_dir: Path, tmp_path: Path) -> None:
+    note = dump_record(finished(str(tmp_path), message="m" * HUGE_NOTE_BYTES))
+    fake_run(repo_dir, NAME, RUN_ID, note)
+    bound = 5 * len(note) + 200 * 1024 * 1024
+
+    for args in (["log"], ["log"], ["log", "--json"], ["show", "@"], ["show", "@", "--json"]):
+        result, rss = peak_rss(repo_dir, *args)
+        assert result.returncode == 0, result.stderr
+        assert rss < bound, f"{args}: peak RSS {rss / 2**20:.0f} MiB"
+        assert len(result.stdout) < 10_000  # one line about it, not the record
+        assert "too large to read" in result.stdout
+        assert "over exp.maxRecordSize (4.0 MiB)" in result.stdout
