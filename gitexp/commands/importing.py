@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -31,7 +32,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pygit2
@@ -57,6 +58,7 @@ from gitexp.sync import merge_records
 
 NOTES_MESSAGE = "Notes added by 'git exp import'\n"
 COPY_CHUNK = 1024 * 1024
+MAX_HEADER = 32  # `<type> <size>\0`: "commit" and 20 digits
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 # A tar member's header, padding and long-name records, at most; and the end of the archive.
 MEMBER_OVERHEAD = 8192
@@ -307,17 +309,58 @@ def _read_json(archive: tarfile.TarFile, member: tarfile.TarInfo, path: Path) ->
 def _read_object(
     archive: tarfile.TarFile, member: tarfile.TarInfo, hex_id: str, path: Path
 ) -> tuple[bytes, bytes]:
-    """(type name, content) of an object member whose content hashes to `hex_id`."""
-    data = _read_member(archive, member)
-    if hashlib.sha1(data).hexdigest() != hex_id:
+    """(type name, content) of an object member whose content hashes to `hex_id`; a blob's
+    content is hashed in chunks and not kept (b"")."""
+    handle = _member_file(archive, member)
+    raw, object_type, size = _read_header(handle)
+    digest = hashlib.sha1(raw)
+    kept: list[bytes] = []
+    length = 0
+    while chunk := handle.read(COPY_CHUNK):
+        digest.update(chunk)
+        length += len(chunk)
+        if object_type != b"blob":
+            kept.append(chunk)
+    if digest.hexdigest() != hex_id:
         raise refused(
             path, f"object {hex_id} does not match its hash (the archive is damaged or was altered)"
         )
-    header, _, body = data.partition(b"\0")
-    object_type, _, size = header.partition(b" ")
-    if object_type not in TYPE_BY_NAME or not size.isdigit() or int(size) != len(body):
+    if object_type is None or size != length:
         raise refused(path, f"object {hex_id} is not a git object")
-    return object_type, body
+    return object_type, b"".join(kept)
+
+
+def _read_header(handle: IO[bytes]) -> tuple[bytes, bytes | None, int | None]:
+    """(the bytes read, type name, size) of an object's `<type> <size>\\0` header; the type
+    and size are None when it is not one."""
+    raw = b""
+    while len(raw) <= MAX_HEADER and not raw.endswith(b"\0"):
+        byte = handle.read(1)
+        if not byte:
+            break
+        raw += byte
+    object_type, _, size = raw[:-1].partition(b" ")
+    if not raw.endswith(b"\0") or object_type not in TYPE_BY_NAME or not size.isdigit():
+        return raw, None, None
+    return raw, object_type, int(size)
+
+
+def _write_object(
+    repo: pygit2.Repository,
+    archive: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    hex_id: str,
+    path: Path,
+) -> None:
+    """Write an object checked by the first pass; a blob streams from the archive."""
+    handle = _member_file(archive, member)
+    _, object_type, _ = _read_header(handle)
+    if object_type == b"blob":
+        written = repo.create_blob_fromiobase(handle)
+    elif object_type is not None:
+        written = repo.odb.write(TYPE_BY_NAME[object_type], handle.read())
+    if object_type is None or str(written) != hex_id:
+        raise refused(path, f"object {hex_id} changed while it was imported")
 
 
 def _parsed_references(object_type: bytes, body: bytes, hex_id: str, path: Path) -> list[str]:
@@ -330,9 +373,13 @@ def _parsed_references(object_type: bytes, body: bytes, hex_id: str, path: Path)
 
 
 def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    return _member_file(archive, member).read()
+
+
+def _member_file(archive: tarfile.TarFile, member: tarfile.TarInfo) -> io.BufferedReader:
     handle = archive.extractfile(member)
-    assert handle is not None  # a regular file (checked)
-    return handle.read()
+    assert isinstance(handle, io.BufferedReader)  # a regular file (checked)
+    return handle
 
 
 def _classify(
@@ -361,10 +408,7 @@ def _write_objects(
             if kind == "manifest":
                 bounded.declare(_read_json(archive, member, path))
             elif kind == "object" and value not in repo.odb:
-                object_type, body = _read_object(archive, member, value, path)
-                written = repo.odb.write(TYPE_BY_NAME[object_type], body)
-                if str(written) != value:
-                    raise refused(path, f"object {value} changed while it was imported")
+                _write_object(repo, archive, member, value, path)
             elif kind == "file":
                 run_id, _, relative = value.partition("\0")
                 if run_id in new_runs:
