@@ -164,10 +164,9 @@ def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveCon
     """Every object the archive's objects point to, and every run's commit, must be in the
     archive or here (as git checks on fetch); checked before anything is written."""
     for run in contents.runs:
-        if contents.objects.get(run.commit, b"commit") != b"commit" or (
-            run.commit not in contents.objects
-            and not isinstance(repo.get(run.commit), pygit2.Commit)
-        ):
+        archived = contents.objects.get(run.commit)
+        here = archived is None and isinstance(repo.get(run.commit), pygit2.Commit)
+        if archived != b"commit" and not here:
             raise refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
     for needed, needing in contents.references.items():
         if needed not in contents.objects and needed not in repo.odb:
