@@ -14,9 +14,10 @@ import orjson
 import pygit2
 
 from gitexp import store
-from gitexp.display import format_duration, metrics_line
+from gitexp.display import format_duration, format_size, metrics_line
 from gitexp.ids import REF_PREFIX, RUN_ID_PATTERN, parse_run_ref, printable
 from gitexp.record import effective_status, load_record
+from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, config_size
 
 # A ref whose note is not written yet is a run starting right now, unless it is older than this.
 UNRECORDED_GRACE_SECONDS = 60
@@ -25,7 +26,7 @@ UNRECORDED_GRACE_SECONDS = 60
 # What the cache keeps of each note: enough to list, filter and print `git exp log` without
 # parsing the record; the record itself is read only when asked for. Bump SUMMARY_VERSION
 # whenever the shape or meaning of a summary changes (older caches are then rebuilt).
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 
 
 class NoteSummary(NamedTuple):
@@ -235,9 +236,21 @@ def deleted_records(repo: pygit2.Repository) -> set[str]:
 def _notes_index(repo: pygit2.Repository) -> Any:
     from gitexp import cache
 
+    limit = max_record_size(repo)
     return cache.notes_index(
-        repo, lambda hex_id, data: summarize(repo, hex_id, data), SUMMARY_VERSION
+        repo, lambda hex_id, data: summarize(repo, hex_id, data, limit), _summary_version(limit)
     )
+
+
+def max_record_size(repo: pygit2.Repository) -> int:
+    """`exp.maxRecordSize`: the largest note gitexp parses."""
+    return config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE)
+
+
+def _summary_version(limit: int) -> int:
+    # A note over exp.maxRecordSize is summarized as too large: a cache made under another
+    # limit is rebuilt.
+    return SUMMARY_VERSION if limit == DEFAULT_MAX_RECORD_SIZE else SUMMARY_VERSION + limit * 1000
 
 
 def _listed_runs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run]:
@@ -248,7 +261,9 @@ def _listed_runs(repo: pygit2.Repository, index: Any, hostname: str) -> list[Run
         index.runs = None
         runs = _runs_from_refs(repo, index, hostname)
     if index.outdated():
-        cache.save(repo, SUMMARY_VERSION, index, [run._cache_row() for run in runs])
+        cache.save(
+            repo, _summary_version(max_record_size(repo)), index, [run._cache_row() for run in runs]
+        )
     return runs
 
 
@@ -326,19 +341,21 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def summarize(
-    repo: pygit2.Repository, commit: str, note: bytes
+    repo: pygit2.Repository, commit: str, note: bytes, limit: int = DEFAULT_MAX_RECORD_SIZE
 ) -> tuple[NoteSummary, dict[str, Any] | None]:
-    """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION."""
+    """(summary, parsed record or None) of the note on `commit`; see SUMMARY_VERSION.
+
+    A note over `limit` bytes (exp.maxRecordSize) is never parsed: it may come from anyone's
+    remote, and parsing multiplies its size in memory.
+    """
+    if len(note) > limit:
+        size, most = format_size(len(note)), format_size(limit)
+        problem = f"the record is too large to read: {size}, over exp.maxRecordSize ({most})"
+        return _unreadable(repo, commit, problem), None
     try:
         record = load_record(note)
     except ValueError as exc:
-        problem = f"the record is not valid JSON: {exc}"
-        middle = _log_middle(None, commit, "", problem)
-        started = _commit_time(repo, commit)
-        unreadable = NoteSummary(
-            "unreadable", started, False, [], "", None, None, problem, False, middle, ""
-        )
-        return unreadable, None
+        return _unreadable(repo, commit, f"the record is not valid JSON: {exc}"), None
     status = record.get("status")
     raw_tags = record.get("tags")
     tags = [tag for tag in raw_tags if isinstance(tag, str)] if isinstance(raw_tags, list) else []
@@ -362,6 +379,12 @@ def summarize(
         log_label=_shown(label),
     )
     return summary, record
+
+
+def _unreadable(repo: pygit2.Repository, commit: str, problem: str) -> NoteSummary:
+    middle = _log_middle(None, commit, "", problem)
+    started = _commit_time(repo, commit)
+    return NoteSummary("unreadable", started, False, [], "", None, None, problem, False, middle, "")
 
 
 def _log_middle(duration: Any, commit: str, metrics: str, problem: str | None) -> str:

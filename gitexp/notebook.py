@@ -20,7 +20,7 @@ from gitexp.extras import MissingExtraError, require
 from gitexp.ids import printable
 from gitexp.record import RECORD_FIELDS
 from gitexp.runspec import resolve_run_spec
-from gitexp.series import Series, find_run_dir, metric_series
+from gitexp.series import Series, metric_series
 
 STATUS_COLOURS = {
     "running": "#0b7fab",
@@ -234,7 +234,7 @@ def runs(
     may be anywhere inside the repository (`~` is expanded).
     """
     from gitexp.repository import open_repository
-    from gitexp.rundir import logdir_root
+    from gitexp.rundir import logdir_root, run_dir_here
     from gitexp.selection import select_runs
 
     repo = open_repository(Path(path).expanduser())
@@ -251,7 +251,7 @@ def runs(
         limit=limit,
     )
     root = logdir_root(repo, os.environ.get("GITEXP_LOGDIR"))
-    return Runs(Run(run, find_run_dir(root, run.name, run.run_id, run.record)) for run in selected)
+    return Runs(Run(run, run_dir_here(root, run.name, run.run_id)) for run in selected)
 
 
 def series_rows(series: Series) -> list[dict[str, Any]]:

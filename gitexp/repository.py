@@ -12,6 +12,8 @@ from gitexp.errors import GitExpError
 from gitexp.ids import printable
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+# A note larger than this is never parsed: listed `unreadable` (too large), left out by pull.
+DEFAULT_MAX_RECORD_SIZE = 4 * 1024 * 1024
 FALLBACK_IDENTITY = ("gitexp", "gitexp@localhost")
 
 

@@ -12,7 +12,7 @@ import orjson
 import pygit2
 
 from gitexp.child import is_artifact_name
-from gitexp.ids import parse_run_ref
+from gitexp.ids import parse_run_ref, run_ref
 from gitexp.repository import common_dir, config_value
 
 OUTPUT_LOG = "output.log"
@@ -53,6 +53,34 @@ def recorded_here(record: Mapping[str, Any], root: Path, hostname: str) -> bool:
     if parsed is None or not isinstance(run_dir, str) or not run_dir:
         return False
     return os.path.realpath(run_dir) == os.path.realpath(run_directory(root, *parsed))
+
+
+def run_dir_here(root: Path, name: str, run_id: str) -> Path | None:
+    """This clone's directory of the run `<name>/<id>`, or None when it has none.
+
+    The only place a run's directory is looked for is `<root>/<name>/<id>` (`root`:
+    logdir_root), whatever a record's `run_dir` says: records come from other people's
+    remotes and archives, so a path in one is data, never a place to read, pack or delete.
+    """
+    if parse_run_ref(run_ref(name, run_id)) is None:
+        return None  # not a valid name and id: it could climb out of the logdir
+    path = run_directory(root, name, run_id)
+    return path if path.is_dir() and not path.is_symlink() else None
+
+
+def locate_run_dir(
+    repo: pygit2.Repository, name: str, run_id: str, env_logdir: str | None
+) -> Path | None:
+    """This clone's directory of the run `<name>/<id>` (see run_dir_here), or None."""
+    return run_dir_here(logdir_root(repo, env_logdir), name, run_id)
+
+
+def names_other_dir(record: dict[str, object] | None, run_dir: Path) -> str | None:
+    """The record's `run_dir` when it names a directory other than `run_dir`, else None."""
+    recorded = (record or {}).get("run_dir")
+    if not isinstance(recorded, str) or not recorded or recorded == str(run_dir):
+        return None
+    return recorded
 
 
 def read_params(run_dir: Path) -> dict[str, object]:
@@ -130,16 +158,26 @@ def read_artifacts(run_dir: Path) -> tuple[list[dict[str, object]], int]:
 
 
 def artifact_file(run_dir: Path, relative: object) -> Path | None:
-    """Where an artifact entry's `path` points, or None when it would leave the run directory.
+    """Where an artifact entry's `path` points, or None when it would leave the run directory
+    (an absolute path, `..`, or a symlink on the way that points out of it).
 
     Entries come from the program and from records fetched from other people's remotes.
     """
+    if not is_relative_path(relative):
+        return None
+    path = run_dir.joinpath(*str(relative).split("/"))
+    base = os.path.realpath(run_dir)
+    if os.path.commonpath([base, os.path.realpath(path)]) != base:
+        return None
+    return path
+
+
+def is_relative_path(relative: object) -> bool:
+    """Whether `relative` is a plain path below a directory: no absolute path, `.` or `..`."""
     if not isinstance(relative, str) or not relative or "\0" in relative:
-        return None
+        return False
     parts = relative.split("/")
-    if relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        return None
-    return run_dir.joinpath(*parts)
+    return not relative.startswith("/") and all(part not in ("", ".", "..") for part in parts)
 
 
 def _artifact_entry(line: bytes) -> dict[str, object] | None:
@@ -149,7 +187,7 @@ def _artifact_entry(line: bytes) -> dict[str, object] | None:
         return None
     if not isinstance(value, dict) or not is_artifact_name(value.get("name")):
         return None
-    if artifact_file(Path("."), value.get("path")) is None:
+    if not is_relative_path(value.get("path")):
         return None
     return {key: value.get(key) for key in ARTIFACT_FIELDS}
 

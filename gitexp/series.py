@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from gitexp import rundir
 from gitexp.metrics import read_metric_points
-
-if TYPE_CHECKING:
-    import pygit2
 
 Point = tuple[float, float]
 Series = dict[str, list[Point]]
@@ -83,33 +79,3 @@ def downsample(points: list[Point], max_points: int = DEFAULT_MAX_POINTS) -> lis
     if kept[-1] != points[-1]:
         kept.append(points[-1])
     return kept
-
-
-def locate_run_dir(
-    repo: pygit2.Repository,
-    name: str,
-    run_id: str,
-    record: dict[str, Any] | None,
-    env_logdir: str | None,
-) -> Path | None:
-    """Where this run's directory is on this machine (see find_run_dir), or None."""
-    return find_run_dir(rundir.logdir_root(repo, env_logdir), name, run_id, record)
-
-
-def find_run_dir(root: Path, name: str, run_id: str, record: dict[str, Any] | None) -> Path | None:
-    """Where this run's directory is on this machine, or None when there is none here.
-
-    First ``<root>/<name>/<id>`` (``root``: rundir.logdir_root); else the record's ``run_dir``
-    when it ends in ``<name>/<id>`` (a run recorded while ``GITEXP_LOGDIR`` pointed elsewhere).
-    Records can come from other people's remotes, so a ``run_dir`` naming some other directory
-    is never read.
-    """
-    local = rundir.run_directory(root, name, run_id)
-    if local.is_dir():
-        return local
-    recorded = (record or {}).get("run_dir")
-    if isinstance(recorded, str) and recorded:
-        path = Path(recorded)
-        if path.is_absolute() and path.parts[-2:] == (name, run_id) and path.is_dir():
-            return path
-    return None

@@ -20,11 +20,11 @@ import pygit2
 
 from gitexp import store
 from gitexp.record import dump_record, list_field, load_record
+from gitexp.repository import DEFAULT_MAX_RECORD_SIZE
 
 UNION_FIELDS = ("tags", "reruns")
 # What anyone may add to a run; every other field is a fact the run itself wrote.
 ANNOTATION_FIELDS = ("tags", "reruns", "annotations", "message", "message_at", "deleted")
-DEFAULT_MAX_RECORD_SIZE = 4 * 1024 * 1024
 
 
 def merge_records(

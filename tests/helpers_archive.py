@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
 from collections.abc import Callable, Mapping
@@ -75,6 +76,14 @@ def archive_members(path: Path) -> list[Member]:
 
 
 def write_archive(path: Path, members: list[Member]) -> Path:
+    """A tar.gz of `members`; a manifest first declares the members and bytes after it, as
+    `git exp export` writes it (a hostile archive can declare what it holds as well)."""
+    if members and members[0][0].name == "manifest.json" and members[0][1] is not None:
+        manifest = json.loads(members[0][1])
+        if isinstance(manifest, dict) and "bytes" in manifest:
+            manifest["members"] = len(members) - 1
+            manifest["bytes"] = sum(len(data or b"") for _, data in members[1:])
+            members = [(members[0][0], json.dumps(manifest).encode()), *members[1:]]
     with tarfile.open(path, "w:gz") as archive:
         for member, data in members:
             if data is not None:

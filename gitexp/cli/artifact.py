@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from gitexp.cli.common import CONTEXT, OutputFormat, echo_json, open_repo, output_options, safe
@@ -31,7 +33,9 @@ def artifact(run_spec: str, name: str | None, verify: bool, fmt: OutputFormat) -
     from gitexp.commands.artifact import find_artifact
 
     if name is not None:
-        _, found = find_artifact(open_repo(), run_spec, name, verify)
+        _, found = find_artifact(
+            open_repo(), run_spec, name, verify, os.environ.get("GITEXP_LOGDIR")
+        )
         if fmt == "json":
             echo_json(found.as_json())
         else:
@@ -44,7 +48,7 @@ def _list(run_spec: str, verify: bool, as_json: bool) -> None:
     from gitexp.commands.artifact import OK, list_artifacts
     from gitexp.display import format_size
 
-    run, artifacts = list_artifacts(open_repo(), run_spec, verify)
+    run, artifacts = list_artifacts(open_repo(), run_spec, verify, os.environ.get("GITEXP_LOGDIR"))
     if as_json:
         echo_json([item.as_json() for item in artifacts])
     else:

@@ -58,10 +58,12 @@ def export(
     repo = open_repo()
     runs = runs_to_export(repo, run_specs, all_runs, where)
     if output == "-":
-        report = export_runs(repo, runs, sys.stdout.buffer, "<stdout>")
+        report = export_runs(
+            repo, runs, sys.stdout.buffer, "<stdout>", os.environ.get("GITEXP_LOGDIR")
+        )
         sys.stdout.buffer.flush()
     else:
-        report = export_to_file(repo, runs, Path(output), force)
+        report = export_to_file(repo, runs, Path(output), force, os.environ.get("GITEXP_LOGDIR"))
     for warning in report.warnings:
         click.echo(safe(f"warning: {warning}"), err=True)
     if fmt == "json":

@@ -58,14 +58,16 @@ class Artifact:
 
 
 def list_artifacts(
-    repo: pygit2.Repository, spec: str, verify: bool = False
+    repo: pygit2.Repository, spec: str, verify: bool = False, env_logdir: str | None = None
 ) -> tuple[Run, list[Artifact]]:
-    """The run `spec` names and its artifacts, each checked (and re-hashed with `verify`)."""
+    """The run `spec` names and its artifacts, each checked (and re-hashed with `verify`).
+
+    Files are looked for only in this clone's run directory (rundir.locate_run_dir), never
+    where the record's `run_dir` says: a record may come from someone else's remote.
+    """
     run = find_run(repo, spec)
     record = run.record or {}
-    run_dir = record.get("run_dir")
-    usable = isinstance(run_dir, str) and bool(run_dir) and "\0" not in run_dir
-    base = Path(str(run_dir)) if usable else None  # a NUL byte: from a hostile record
+    base = rundir.locate_run_dir(repo, run.name, run.run_id, env_logdir)
     if record.get("status") == "running" and base is not None:
         entries: list[Any] = rundir.read_artifacts(base)[0]
     else:
@@ -78,10 +80,14 @@ def list_artifacts(
 
 
 def find_artifact(
-    repo: pygit2.Repository, spec: str, name: str, verify: bool = False
+    repo: pygit2.Repository,
+    spec: str,
+    name: str,
+    verify: bool = False,
+    env_logdir: str | None = None,
 ) -> tuple[Run, Artifact]:
     """One artifact by name; raises when it is unknown or its file is not as recorded."""
-    run, artifacts = list_artifacts(repo, spec, verify)
+    run, artifacts = list_artifacts(repo, spec, verify, env_logdir)
     for artifact in reversed(artifacts):
         if artifact.name == name:
             if artifact.state != OK:
@@ -99,7 +105,7 @@ def check_artifact(artifact: Artifact, verify: bool) -> None:
         return
     if artifact.file is None:
         artifact.state = MISSING
-        artifact.detail = "is missing: the record names no run directory"
+        artifact.detail = "is missing: its run directory is not here"
         return
     try:
         size = os.stat(artifact.file).st_size
@@ -151,7 +157,7 @@ def _artifact(entry: dict[str, Any], base: Path | None) -> Artifact:
         source=_text(entry.get("source")),
         logged_at=_text(entry.get("logged_at")),
     )
-    if rundir.artifact_file(Path("."), path) is None:
+    if not rundir.is_relative_path(path) or (base is not None and artifact.file is None):
         artifact.state = OUTSIDE
         artifact.detail = f"has a path outside its run directory: {path!r}"
     return artifact

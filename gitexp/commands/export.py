@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pygit2
 
+from gitexp import rundir
 from gitexp.archive import MANIFEST, OBJECT_TYPES, OBJECTS_DIR, RUNDIRS_DIR, manifest_json
 from gitexp.errors import GitExpError, UsageError
 from gitexp.listing import Run
@@ -94,7 +95,11 @@ def runs_to_export(
 
 
 def export_to_file(
-    repo: pygit2.Repository, runs: Sequence[Run], path: Path, force: bool = False
+    repo: pygit2.Repository,
+    runs: Sequence[Run],
+    path: Path,
+    force: bool = False,
+    env_logdir: str | None = None,
 ) -> ExportReport:
     """Write the archive of `runs` to `path`; refuses to replace a file unless `force`.
 
@@ -108,7 +113,7 @@ def export_to_file(
     temp = path.with_name(f".{path.name}.gitexp-{os.getpid()}")
     try:
         with open(temp, "wb") as handle:
-            report = export_runs(repo, runs, handle, str(path))
+            report = export_runs(repo, runs, handle, str(path), env_logdir)
         os.replace(temp, path)
     except OSError as exc:
         raise GitExpError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -120,17 +125,28 @@ def export_to_file(
 
 
 def export_runs(
-    repo: pygit2.Repository, runs: Sequence[Run], output: IO[bytes], name: str
+    repo: pygit2.Repository,
+    runs: Sequence[Run],
+    output: IO[bytes],
+    name: str,
+    env_logdir: str | None = None,
 ) -> ExportReport:
-    """Write the archive of `runs` to the binary stream `output` (named `name` in reports)."""
+    """Write the archive of `runs` to the binary stream `output` (named `name` in reports).
+
+    Run directories are packed only from this clone's logdir (rundir.run_dir_here): a
+    record's `run_dir` may come from someone else's remote and name any directory.
+    """
     report = ExportReport(name)
     objects = reachable_objects(repo, [run.commit for run in runs], report.warnings)
     report.objects = len(objects)
+    root = rundir.logdir_root(repo, env_logdir)
     packed: list[tuple[ExportedRun, list[RunDirFile]]] = []
     for run in runs:
-        exported, files = _plan_run(run, report.warnings)
+        exported, files = _plan_run(run, root, report.warnings)
         report.runs.append(exported)
         packed.append((exported, files))
+    content_bytes = sum(_object_member_size(repo, oid) for oid in objects)
+    content_bytes += sum(file.size for _, files in packed for file in files)
     manifest = manifest_json(
         [
             {
@@ -143,6 +159,8 @@ def export_runs(
             for run, exported in zip(runs, report.runs, strict=True)
         ],
         report.objects,
+        members=report.objects + sum(len(files) for _, files in packed),
+        content_bytes=content_bytes,
     )
     with tarfile.open(fileobj=output, mode="w:gz", compresslevel=COMPRESS_LEVEL) as archive:
         _add_bytes(archive, MANIFEST, manifest)
@@ -153,6 +171,11 @@ def export_runs(
         for exported, files in packed:
             _add_run_dir(archive, exported, files, report.warnings)
     return report
+
+
+def _object_member_size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
+    object_type, size = repo.odb.read_header(oid)
+    return len(OBJECT_TYPES[object_type] + b" %d\0" % size) + size
 
 
 def reachable_objects(
@@ -216,18 +239,18 @@ def _tree_objects(
                 yield entry.id
 
 
-def _plan_run(run: Run, warnings: list[str]) -> tuple[ExportedRun, list[RunDirFile]]:
+def _plan_run(run: Run, root: Path, warnings: list[str]) -> tuple[ExportedRun, list[RunDirFile]]:
     exported = ExportedRun(run.id, run.ref, run.commit, None)
-    recorded = (run.record or {}).get("run_dir")
-    if not isinstance(recorded, str) or not recorded:
-        warnings.append(f"{run.id} has no run directory in its record: exported without one")
+    directory = rundir.run_dir_here(root, run.name, run.run_id)
+    if directory is None:
+        expected = rundir.run_directory(root, run.name, run.run_id)
+        warnings.append(f"run directory of {run.id} is not here ({expected}): exported without it")
         return exported, []
-    directory = Path(recorded)
-    if not directory.is_dir():
-        warnings.append(f"run directory of {run.id} is missing ({recorded}): exported without it")
-        return exported, []
+    other = rundir.names_other_dir(run.record, directory)
+    if other is not None:
+        warnings.append(f"{run.id}: its record names {other}; packed {directory} instead")
     files = list(_run_dir_files(directory, run.id, warnings))
-    exported.run_dir = recorded
+    exported.run_dir = str(directory)
     exported.files = len(files)
     exported.bytes = sum(file.size for file in files)
     return exported, files
@@ -274,8 +297,9 @@ def _add_run_dir(
             run.bytes -= file.size
             continue
         with handle:
-            # The size at opening time: a running program may still be appending.
-            info.size = os.fstat(handle.fileno()).st_size
+            # At most the size planned (and declared in the manifest): a running program may
+            # still be appending.
+            info.size = min(os.fstat(handle.fileno()).st_size, file.size)
             run.bytes += info.size - file.size
             try:
                 archive.addfile(info, handle)

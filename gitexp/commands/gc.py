@@ -168,8 +168,8 @@ def _plan(run: Run, root: Path) -> GcRun:
         return planned
     expected = os.path.join(os.path.realpath(root), run.name, run.run_id)
     if os.path.realpath(recorded) != expected or os.path.islink(recorded):
-        planned.run_dir_kept = f"{recorded} is not {expected}; left alone"
-    elif os.path.isdir(expected):
+        planned.run_dir_kept = f"{recorded} is not here ({expected}); left alone"
+    elif rundir.run_dir_here(root, run.name, run.run_id) is not None:
         planned.run_dir = expected
         planned.bytes = directory_size(Path(expected))
     return planned

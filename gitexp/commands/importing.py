@@ -2,22 +2,27 @@
 
 (Not `import.py`: `import` is a Python keyword.) An archive may come from anyone, so:
 
-1. a first pass reads every member and writes nothing: each path must be one the format
-   allows (no absolute paths, `..`, links or special files), each object must hash to its
-   name, the manifest must agree with itself; anything else refuses the whole archive;
+1. a first pass reads every member and writes nothing: the manifest comes first and
+   declares how many members and bytes follow, and the archive is refused as soon as it
+   unpacks to more (a compressed bomb); each path must be one the format allows (no
+   absolute paths, `..`, links or special files), each object must hash to its name and
+   parse as `git fsck --strict` checks it, every object one points to must be in the archive
+   or here (git's connectivity check on fetch), the manifest must agree with itself;
+   anything else refuses the whole archive;
 2. a second pass writes the objects and unpacks run directories into a staging directory
    under the logdir root (regular files only, created by us, never through a link);
-3. every object the runs need must now be here (git's connectivity check on fetch);
-4. run refs are created with compare-and-swap: an existing ref is never moved (the same
+3. run refs are created with compare-and-swap: an existing ref is never moved (the same
    commit: the run is already here; another commit: reported as a conflict);
-5. the staged run directories are renamed into place, and all records are written in one
+4. the staged run directories are renamed into place, and all records are written in one
    notes commit (compare-and-swap), merged field by field with any record already here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -27,7 +32,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pygit2
@@ -52,6 +57,13 @@ from gitexp.sync import merge_records
 
 NOTES_MESSAGE = "Notes added by 'git exp import'\n"
 COPY_CHUNK = 1024 * 1024
+MAX_HEADER = 32  # `<type> <size>\0`: "commit" and 20 digits
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+# A tar member's header, padding and long-name records, at most; and the end of the archive.
+MEMBER_OVERHEAD = 8192
+END_OVERHEAD = 1024 * 1024
+# Archives from before the manifest declared its size: at most this many times their size.
+UNDECLARED_RATIO = 100
 
 
 @dataclass
@@ -60,6 +72,7 @@ class ArchiveContents:
 
     runs: list[ArchivedRun] = field(default_factory=list)
     objects: dict[str, bytes] = field(default_factory=dict)  # id -> type name
+    references: dict[str, str] = field(default_factory=dict)  # id needed -> id needing it
     run_dir_bytes: dict[str, int] = field(default_factory=dict)  # run id -> bytes of its files
 
 
@@ -91,6 +104,7 @@ def import_runs(
     """Import the runs of the archive at `path` (see the module's docstring for the steps)."""
     root = rundir.logdir_root(repo, env_logdir)
     contents = read_archive(path, root)
+    check_connectivity(repo, path, contents)
     report = ImportReport(dry_run, objects=len(contents.objects))
     new_runs = _classify(repo, contents.runs, report)
     if dry_run:
@@ -101,7 +115,6 @@ def import_runs(
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     try:
         staged = _write_objects(repo, path, root, staging, {run.id for run in new_runs})
-        check_connectivity(repo, path, contents)
         run_dirs: dict[str, str | None] = {}
         for run in new_runs:
             if not store.create_ref(repo, run.ref, pygit2.Oid(hex=run.commit)):
@@ -122,13 +135,16 @@ def read_archive(path: Path, root: Path) -> ArchiveContents:
     contents = ArchiveContents()
     manifest: Any = None
     run_dir_owners: set[str] = set()
-    with _open_archive(path) as archive:
-        for member, kind, value in _members(archive, path, root):
+    with _open_archive(path) as (archive, bounded):
+        for member, kind, value in _members(archive, bounded, path, root):
             if kind == "manifest":
                 manifest = _read_json(archive, member, path)
+                bounded.declare(manifest)
             elif kind == "object":
-                object_type, _ = _read_object(archive, member, value, path)
+                object_type, body = _read_object(archive, member, value, path)
                 contents.objects[value] = object_type
+                for needed in _parsed_references(object_type, body, value, path):
+                    contents.references.setdefault(needed, value)
             elif kind == "file":
                 owner = value.split("\0")[0]
                 run_dir_owners.add(owner)
@@ -144,28 +160,75 @@ def read_archive(path: Path, root: Path) -> ArchiveContents:
 
 
 def check_connectivity(repo: pygit2.Repository, path: Path, contents: ArchiveContents) -> None:
-    """Every object the archive's objects point to must be here (as git checks on fetch)."""
+    """Every object the archive's objects point to, and every run's commit, must be in the
+    archive or here (as git checks on fetch); checked before anything is written."""
     for run in contents.runs:
-        if not isinstance(repo.get(run.commit), pygit2.Commit):
+        archived = contents.objects.get(run.commit)
+        here = archived is None and isinstance(repo.get(run.commit), pygit2.Commit)
+        if archived != b"commit" and not here:
             raise refused(path, f"the commit of {run.id} ({run.commit}) is not in it nor here")
-    for hex_id, object_type in contents.objects.items():
-        if object_type == b"blob":
-            continue
-        obj = repo[hex_id]
-        for needed in object_references(obj):
-            if needed not in repo.odb:
-                raise refused(
-                    path, f"object {needed} (needed by {hex_id}) is neither in it nor here"
-                )
+    for needed, needing in contents.references.items():
+        if needed not in contents.objects and needed not in repo.odb:
+            raise refused(path, f"object {needed} (needed by {needing}) is neither in it nor here")
+
+
+class _BoundedStream:
+    """The archive's uncompressed bytes, refused past what its manifest declares.
+
+    Until the manifest is read, at most MAX_MANIFEST_BYTES; then the declared bytes of the
+    members after it, plus their headers; an archive from before the declaration was written
+    is held to UNDECLARED_RATIO times its compressed size.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, path: Path) -> None:
+        self.raw = raw
+        self.path = path
+        self.consumed = 0
+        self.limit = MAX_MANIFEST_BYTES + MEMBER_OVERHEAD
+        self.content_left: int | None = None  # bytes of member content still allowed
+        self.members_left: int | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.consumed += len(data)
+        if self.consumed > self.limit:
+            raise refused(self.path, f"it unpacks to more than the {self.limit} bytes it declares")
+        return data
+
+    def declare(self, manifest: Any) -> None:
+        """Hold the rest of the archive to the size the manifest declares."""
+        members = _count(manifest, "members")
+        content = _count(manifest, "bytes")
+        if members is not None and content is not None:
+            self.members_left, self.content_left = members, content
+            self.limit = self.consumed + content + members * MEMBER_OVERHEAD + END_OVERHEAD
+        else:
+            self.limit = self.consumed + UNDECLARED_RATIO * self.path.stat().st_size + END_OVERHEAD
+
+    def admit(self, member: tarfile.TarInfo) -> None:
+        """Refuse a member past the declared count or size before its content is read."""
+        if self.members_left is None or self.content_left is None:
+            return
+        self.members_left -= 1
+        self.content_left -= member.size
+        if self.members_left < 0 or self.content_left < 0:
+            raise refused(self.path, "it holds more members or bytes than its manifest declares")
+
+
+def _count(manifest: Any, key: str) -> int | None:
+    value = manifest.get(key) if isinstance(manifest, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 @contextlib.contextmanager
-def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
-    """The archive, read once in order (stream mode, never seeking back); read errors
-    anywhere in the block become one GitExpError."""
+def _open_archive(path: Path) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
+    """The archive, read once in order (stream mode, never seeking back), and the bound on
+    its uncompressed size; read errors anywhere in the block become one GitExpError."""
     try:
-        with tarfile.open(path, mode="r|gz") as archive:
-            yield archive
+        with gzip.open(path, "rb") as raw:
+            bounded = _BoundedStream(raw, path)
+            with tarfile.open(fileobj=bounded, mode="r|") as archive:  # type: ignore[call-overload]
+                yield archive, bounded
     except FileNotFoundError:
         raise GitExpError(f"no such file: {path}") from None
     except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
@@ -173,15 +236,20 @@ def _open_archive(path: Path) -> Iterator[tarfile.TarFile]:
 
 
 def _members(
-    archive: tarfile.TarFile, path: Path, root: Path
+    archive: tarfile.TarFile, bounded: _BoundedStream, path: Path, root: Path
 ) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
-    """(member, kind, value) for every member, each checked; kinds: manifest, object
-    (value: its id), file (value: `<run id>\\0<path in the run directory>`), dir."""
+    """(member, kind, value) for every member, each checked; kinds: manifest (the first
+    member), object (value: its id), file (value: `<run id>\\0<path in the run directory>`),
+    dir."""
     seen: set[str] = set()
     for member in archive:
         kind, value = _check_member(member, path, root)
         if member.name in seen:
             raise refused(path, f"member '{printable(member.name)}' appears twice")
+        if (kind == "manifest") != (not seen):
+            raise refused(path, f"its first member is not {MANIFEST}")
+        if kind != "manifest":
+            bounded.admit(member)
         seen.add(member.name)
         yield member, kind, value
 
@@ -239,23 +307,77 @@ def _read_json(archive: tarfile.TarFile, member: tarfile.TarInfo, path: Path) ->
 def _read_object(
     archive: tarfile.TarFile, member: tarfile.TarInfo, hex_id: str, path: Path
 ) -> tuple[bytes, bytes]:
-    """(type name, content) of an object member whose content hashes to `hex_id`."""
-    data = _read_member(archive, member)
-    if hashlib.sha1(data).hexdigest() != hex_id:
+    """(type name, content) of an object member whose content hashes to `hex_id`; a blob's
+    content is hashed in chunks and not kept (b"")."""
+    handle = _member_file(archive, member)
+    raw, object_type, size = _read_header(handle)
+    digest = hashlib.sha1(raw)
+    kept: list[bytes] = []
+    length = 0
+    while chunk := handle.read(COPY_CHUNK):
+        digest.update(chunk)
+        length += len(chunk)
+        if object_type != b"blob":
+            kept.append(chunk)
+    if digest.hexdigest() != hex_id:
         raise refused(
             path, f"object {hex_id} does not match its hash (the archive is damaged or was altered)"
         )
-    header, _, body = data.partition(b"\0")
-    object_type, _, size = header.partition(b" ")
-    if object_type not in TYPE_BY_NAME or not size.isdigit() or int(size) != len(body):
+    if object_type is None or size != length:
         raise refused(path, f"object {hex_id} is not a git object")
-    return object_type, body
+    return object_type, b"".join(kept)
+
+
+def _read_header(handle: IO[bytes]) -> tuple[bytes, bytes | None, int | None]:
+    """(the bytes read, type name, size) of an object's `<type> <size>\\0` header; the type
+    and size are None when it is not one."""
+    raw = b""
+    while len(raw) <= MAX_HEADER and not raw.endswith(b"\0"):
+        byte = handle.read(1)
+        if not byte:
+            break
+        raw += byte
+    object_type, _, size = raw[:-1].partition(b" ")
+    if not raw.endswith(b"\0") or object_type not in TYPE_BY_NAME or not size.isdigit():
+        return raw, None, None
+    return raw, object_type, int(size)
+
+
+def _write_object(
+    repo: pygit2.Repository,
+    archive: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    hex_id: str,
+    path: Path,
+) -> None:
+    """Write an object checked by the first pass; a blob streams from the archive."""
+    handle = _member_file(archive, member)
+    _, object_type, _ = _read_header(handle)
+    if object_type == b"blob":
+        written = repo.create_blob_fromiobase(handle)
+    elif object_type is not None:
+        written = repo.odb.write(TYPE_BY_NAME[object_type], handle.read())
+    if object_type is None or str(written) != hex_id:
+        raise refused(path, f"object {hex_id} changed while it was imported")
+
+
+def _parsed_references(object_type: bytes, body: bytes, hex_id: str, path: Path) -> list[str]:
+    try:
+        return object_references(object_type, body)
+    except ValueError as exc:
+        raise refused(
+            path, f"object {hex_id} is not a valid {object_type.decode()}: {exc}"
+        ) from None
 
 
 def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    return _member_file(archive, member).read()
+
+
+def _member_file(archive: tarfile.TarFile, member: tarfile.TarInfo) -> io.BufferedReader:
     handle = archive.extractfile(member)
-    assert handle is not None  # a regular file (checked)
-    return handle.read()
+    assert isinstance(handle, io.BufferedReader)  # a regular file (checked)
+    return handle
 
 
 def _classify(
@@ -279,13 +401,12 @@ def _write_objects(
 ) -> dict[str, int]:
     """Write every object, and stage the run directories of `new_runs`; bytes staged per run."""
     staged: dict[str, int] = {}
-    with _open_archive(path) as archive:
-        for member, kind, value in _members(archive, path, root):
-            if kind == "object":
-                object_type, body = _read_object(archive, member, value, path)
-                written = repo.odb.write(TYPE_BY_NAME[object_type], body)
-                if str(written) != value:
-                    raise refused(path, f"object {value} changed while it was imported")
+    with _open_archive(path) as (archive, bounded):
+        for member, kind, value in _members(archive, bounded, path, root):
+            if kind == "manifest":
+                bounded.declare(_read_json(archive, member, path))
+            elif kind == "object" and value not in repo.odb:
+                _write_object(repo, archive, member, value, path)
             elif kind == "file":
                 run_id, _, relative = value.partition("\0")
                 if run_id in new_runs:

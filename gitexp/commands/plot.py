@@ -10,9 +10,9 @@ import pygit2
 
 from gitexp.errors import GitExpError
 from gitexp.plotting import chosen_metrics, short_labels
-from gitexp.rundir import logdir_root
+from gitexp.rundir import logdir_root, run_dir_here
 from gitexp.selection import select_runs
-from gitexp.series import Series, find_run_dir, metric_series
+from gitexp.series import Series, metric_series
 
 
 @dataclass
@@ -73,7 +73,7 @@ def plot_data(
     """
     runs = select_runs(repo, specs)
     root = logdir_root(repo, env_logdir)
-    run_dirs = [find_run_dir(root, run.name, run.run_id, run.record) for run in runs]
+    run_dirs = [run_dir_here(root, run.name, run.run_id) for run in runs]
     plotted = [
         PlottedRun(run.id, label, run.status, metric_series(run_dir))
         for run, label, run_dir in zip(runs, short_labels(runs), run_dirs, strict=True)

@@ -19,9 +19,9 @@ from gitexp.errors import GitExpError
 from gitexp.gitcmd import remote_refs, run_git
 from gitexp.ids import REF_PREFIX, parse_run_ref, printable
 from gitexp.listing import deleted_records
-from gitexp.repository import config_size, default_remote, identity
+from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, config_size, default_remote, identity
 from gitexp.store import tracking_notes_ref
-from gitexp.sync import DEFAULT_MAX_RECORD_SIZE, MergePolicy, NotesMerge, merge_notes
+from gitexp.sync import MergePolicy, NotesMerge, merge_notes
 
 
 class RemoteNotesError(GitExpError):

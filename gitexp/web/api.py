@@ -100,7 +100,10 @@ def run_details(repo: pygit2.Repository, spec: str, env_logdir: str | None) -> d
     run = find_run(repo, spec)
     directory = run_dir(repo, run, env_logdir)
     try:
-        artifacts = [artifact.as_json() for artifact in list_artifacts(repo, run.id)[1]]
+        artifacts = [
+            artifact.as_json()
+            for artifact in list_artifacts(repo, run.id, env_logdir=env_logdir)[1]
+        ]
     except GitExpError:
         artifacts = []
     return {
@@ -216,11 +219,9 @@ def change_run_message(
 
 
 def run_dir(repo: pygit2.Repository, run: Run, env_logdir: str | None) -> Path | None:
-    """Where this run's output lives on this machine, or None (gitexp.series.locate_run_dir:
+    """Where this run's output lives on this machine, or None (gitexp.rundir.locate_run_dir:
     a record fetched from someone's remote cannot point the dashboard at other files)."""
-    from gitexp.series import locate_run_dir
-
-    return locate_run_dir(repo, run.name, run.run_id, run.record, env_logdir)
+    return rundir.locate_run_dir(repo, run.name, run.run_id, env_logdir)
 
 
 def _is_file(directory: Path | None, name: str) -> bool:

@@ -307,7 +307,7 @@ def test_a_running_run_lists_what_it_recorded_so_far(repo_dir: Path, tmp_path: P
         host={"hostname": "another-machine", "pid": 1},
     )
 
-    _, listed = list_artifacts(repo, "bbbb")
+    _, listed = list_artifacts(repo, "bbbb", env_logdir=str(tmp_path / "logdir"))
 
     assert [(a.name, a.state, a.file) for a in listed] == [
         ("step100.pt", "ok", run_dir / "artifacts" / "step100.pt")

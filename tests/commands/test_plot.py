@@ -28,7 +28,7 @@ from gitexp.errors import GitExpError
 from gitexp.listing import list_runs
 from gitexp.metrics import summarize_metrics
 from gitexp.plotting import short_labels
-from gitexp.series import downsample, find_run_dir, metric_series
+from gitexp.series import downsample, metric_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -302,9 +302,7 @@ def _logged_points(repo_dir: Path) -> int:
     return len(files[0].read_text().splitlines()) if files else 0
 
 
-def test_run_dir_comes_from_the_logdir_or_a_record_naming_the_run(
-    repo_dir: Path, tmp_path: Path
-) -> None:
+def test_run_dir_comes_from_the_logdir_only(repo_dir: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "moved" / "train" / "20260101.001.aaaa"
     write_points(elsewhere, {"loss": 1})
     other = tmp_path / "secrets"
@@ -313,11 +311,8 @@ def test_run_dir_comes_from_the_logdir_or_a_record_naming_the_run(
     snapshot_run(repo_dir, "20260101.002.bbbb", {"run_dir": str(other)})
     repo = pygit2.Repository(".")
     root = repo_dir / ".git" / "experiments"
-    assert (
-        find_run_dir(root, "train", "20260101.001.aaaa", {"run_dir": str(elsewhere)}) == elsewhere
-    )
-    assert plot_data(repo, ["aaaa"]).runs[0].series == {"loss": [(0, 1.0)]}
-    with pytest.raises(GitExpError):
-        plot_data(repo, ["bbbb"])  # a record naming another directory is not followed
+    for spec in ("aaaa", "bbbb"):  # a record naming another directory is never followed,
+        with pytest.raises(GitExpError):  # even one ending in <name>/<id>
+            plot_data(repo, [spec])
     write_points(root / "train" / "20260101.002.bbbb", {"loss": 2})
     assert plot_data(repo, ["bbbb"]).runs[0].series == {"loss": [(0, 2.0)]}

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import git
+from helpers_e2e import user_env
 
 HOST_NAME = socket.gethostname()
 
@@ -98,3 +100,26 @@ def fake_run(repo: Path, name: str, run_id: str, record: bytes | None) -> tuple[
         )
         git(repo, "notes", "--ref", "experiments", "add", "-f", "-C", blob, commit)
     return ref, commit
+
+
+def peak_rss(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`git exp ARGS...` and the peak resident memory of it and its children, in bytes."""
+    measure = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "sys.stderr.write(done.stderr); sys.stdout.write(done.stdout)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(done.returncode)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", measure, "git", "exp", *args],
+        cwd=cwd,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    *stderr, rss_kib = result.stderr.splitlines()
+    result.stderr = "\n".join(stderr) + "\n" if stderr else ""
+    return result, int(rss_kib) * 1024
