@@ -41,3 +41,7 @@ class ConcurrentUpdateError(GitExpError):
 
 class UnreadableRecordError(GitExpError):
     """A run's record is missing or is not valid JSON, so it cannot be changed."""
+
+
+class RepositoryWriteError(GitExpError):
+    """The repository cannot be written: a read-only or full disk, or no permission."""

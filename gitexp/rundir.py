@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -16,6 +18,8 @@ METRICS_FILE = "metrics.jsonl"
 PARAMS_FILE = "params.json"
 ERROR_FILE = "error.json"
 ARTIFACTS_FILE = "artifacts.jsonl"
+EXIT_FILE = "exit.json"
+EXIT_FILE_ROOM = 1024  # bytes of exit.json taken when the run starts
 ARTIFACT_FIELDS = ("name", "path", "size", "sha256", "source", "logged_at")
 USAGE_ERROR_LINE = re.compile(r"(?:\S+: error: |Error: )(.+)\Z")
 EXCEPTION_LINE = re.compile(
@@ -36,6 +40,36 @@ def logdir_root(repo: pygit2.Repository, env_logdir: str | None) -> Path:
 
 def run_directory(root: Path, name: str, run_id: str) -> Path:
     return root / name / run_id
+
+
+def reserve_exit_file(run_dir: Path) -> None:
+    """Make exit.json, blank, taking its room now: when the run ends it is rewritten in
+    place, which needs no new space on a disk that has filled up meanwhile."""
+    # The final record does not depend on it: it only helps when that cannot be written.
+    with contextlib.suppress(OSError):
+        (run_dir / EXIT_FILE).write_bytes(b" " * (EXIT_FILE_ROOM - 1) + b"\n")
+
+
+def write_exit_file(run_dir: Path, facts: dict[str, object]) -> bool:
+    """Overwrite exit.json with `facts` (padded to its reserved room); False if it failed."""
+    data = orjson.dumps(facts)
+    data += b" " * (EXIT_FILE_ROOM - 1 - len(data)) + b"\n"
+    try:
+        fd = os.open(run_dir / EXIT_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        return os.pwrite(fd, data, 0) == len(data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def read_exit_file(run_dir: Path) -> dict[str, object] | None:
+    """What the supervisor wrote into exit.json when the program ended, if it did."""
+    value = _read_json(run_dir / EXIT_FILE)
+    return value if isinstance(value, dict) else None
 
 
 def read_params(run_dir: Path) -> dict[str, object]:

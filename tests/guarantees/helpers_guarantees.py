@@ -98,3 +98,18 @@ def fake_run(repo: Path, name: str, run_id: str, record: bytes | None) -> tuple[
         )
         git(repo, "notes", "--ref", "experiments", "add", "-f", "-C", blob, commit)
     return ref, commit
+
+
+@contextmanager
+def read_only_bind(path: Path) -> Iterator[Path]:
+    """`path` bind-mounted read-only over itself (as root, chmod does not stop writes)."""
+    mounted = _run("mount", "--bind", str(path), str(path))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount (needs root): {mounted.stderr.strip()}")
+    try:
+        remounted = _run("mount", "-o", "remount,bind,ro", str(path))
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
+        yield path
+    finally:
+        _run("umount", "-l", str(path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -35,8 +36,8 @@ from helpers_e2e import invoke_main_bytes as invoke_main
 from helpers_guarantees import ext4_image, fake_run, tmpfs, trigger_ext4_error
 
 from gitexp import store
-from gitexp.errors import ConcurrentUpdateError
 from gitexp.record import dump_record, new_record
+from gitexp.rundir import read_exit_file
 
 # 2 MiB of numbered lines to stdout (twice what the 1 MiB tmpfs holds), a metric, exit 3.
 FLOOD = """
@@ -238,16 +239,20 @@ def test_a_notes_lock_left_when_the_run_ends_keeps_the_start_record_whole(
     repo_dir: Path, quick_retry: None
 ) -> None:
     lock = repo_dir / ".git" / "refs" / "notes" / "experiments.lock"
-    program = f"open({str(lock)!r}, 'w').close(); print('trained')"
-    with pytest.raises(ConcurrentUpdateError) as caught:
-        run_core(repo_dir, sys.executable, "-c", program, name="locked")
-    assert str(lock) in str(caught.value)
-    assert "\n" not in str(caught.value)
+    program = f"open({str(lock)!r}, 'w').close(); print('trained'); raise SystemExit(4)"
+    result, _ = run_core(repo_dir, sys.executable, "-c", program, name="locked")
+    assert result.exit_status == 4
+    assert result.record_error is not None and str(lock) in result.record_error
+    assert "\n" not in result.record_error
 
-    _, _, record = only_run(repo_dir)
-    assert record["status"] == "running"  # the start record, complete; shown crashed later
+    _, commit, record = only_run(repo_dir)
+    assert record["status"] == "running"  # the start record, complete
     assert record["id"].startswith("locked/") and record["host"] and record["git"]
     assert (Path(record["run_dir"]) / "output.log").read_text() == "trained\n"
+    # The end is kept for the next gitexp command (this process is the live supervisor).
+    facts = read_exit_file(Path(record["run_dir"]))
+    assert facts is not None and (facts["id"], facts["commit"]) == (record["id"], commit)
+    assert facts["status"] == "failed" and facts["outcome"]["exit_code"] == 4
     lock.unlink()
     fsck(repo_dir)
 
@@ -293,3 +298,51 @@ def test_commands_after_a_stale_lock_is_removed_work(
     assert pygit2.Repository(str(repo_dir)).references.get("refs/notes/experiments")
     assert git(repo_dir, "notes", "--ref", "experiments", "list").count("\n") == 1
     fsck(repo_dir)
+
+
+# --- the repository's disk -----------------------------------------------------------------
+
+# Fills the disk the repository is on (argv[1] is a file there), then exits 3.
+FILLER = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+try:
+    while True:
+        os.write(fd, b"\\0" * 65536)
+except OSError:
+    pass
+print("filled", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_full_repository_disk_ends_the_run_truthfully_when_space_returns(
+    repo_dir: Path, tmp_path: Path
+) -> None:
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        repo = disk / "repo"
+        shutil.copytree(repo_dir, repo, symlinks=True)
+        write_program(repo / "filler.py", FILLER)
+        git(repo, "add", "filler.py")
+        git(repo, "commit", "-q", "-m", "filler")
+        fill = disk / "fill"
+
+        result = git_exp(repo, "run", "filler.py", str(fill))
+
+        assert result.returncode == 3, result.stderr  # the program's exit status
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, result.stderr
+        assert "No space left on device" in errors[0] and "exit.json" in errors[0]
+        _, commit, record = only_run(repo)
+        assert record["status"] == "running"  # the start record: the end could not be written
+
+        fill.unlink()
+        listed = json.loads(git_exp(repo, "log", "--json").stdout)
+        assert [(run["status"], run["exit_code"]) for run in listed] == [("failed", 3)]
+        record = note(repo, commit)  # written by `log`, from exit.json
+        assert (record["status"], record["exit_code"], record["signal"]) == ("failed", 3, None)
+        assert record["ended_at"] is not None and record["duration_s"] is not None
+        shown = git_exp(repo, "show", "@")
+        assert "status    failed (exit 3)" in shown.stdout
+        fsck(repo)
