@@ -164,6 +164,7 @@ def run_experiment(
         rundir.write_exit_file(run_dir, exit_facts(run_id, commit, outcome, failure, launch))
         final = finish_fields(record, run_dir, outcome, failure, launch.is_python)
         store.update_note(repo, commit, _merging(final), signature)
+        rundir.remove_exit_file(run_dir)
         raise
     # Written first: if the record cannot be (a full disk), the next gitexp command ends it.
     rundir.write_exit_file(run_dir, exit_facts(run_id, commit, outcome, failure, launch))
@@ -178,6 +179,7 @@ def run_experiment(
         saved = load_record(store.update_note(repo, commit, _merging(final), signature))
     except GitExpError as exc:
         return RunResult(run_id, ref, commit, {**record, **final}, exit_status, str(exc))
+    rundir.remove_exit_file(run_dir)
     return RunResult(run_id, ref, commit, saved, exit_status)
 
 

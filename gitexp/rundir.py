@@ -66,6 +66,12 @@ def write_exit_file(run_dir: Path, facts: dict[str, object]) -> bool:
         os.close(fd)
 
 
+def remove_exit_file(run_dir: Path) -> None:
+    """Remove exit.json once the final record holds what it said."""
+    with contextlib.suppress(OSError):
+        (run_dir / EXIT_FILE).unlink()
+
+
 def read_exit_file(run_dir: Path) -> dict[str, object] | None:
     """What the supervisor wrote into exit.json when the program ended, if it did."""
     value = _read_json(run_dir / EXIT_FILE)

@@ -58,6 +58,7 @@ def _settle(repo: pygit2.Repository, commit: str) -> bool:
         store.update_note(repo, commit, change, identity(repo, {}))
     except _AlreadyEnded:
         return False
+    rundir.remove_exit_file(Path(record["run_dir"]))
     return True
 
 

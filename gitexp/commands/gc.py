@@ -28,6 +28,7 @@ from gitexp import rundir, store
 from gitexp.errors import GitExpError
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
+from gitexp.worktrees import prune_abandoned
 
 AGE = re.compile(r"(\d+)([smhdw])\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -124,6 +125,8 @@ def collect_garbage(
     now = time.time() if now is None else now
     report = GcReport(dry_run=dry_run)
     root = rundir.logdir_root(repo, env_logdir)
+    if not dry_run:
+        prune_abandoned(repo)  # a rerun's temporary worktree, left by a kill -9
     for run in list_runs(repo):
         if not run.deleted:  # the summary: no record is read for the runs that stay
             continue

@@ -343,6 +343,7 @@ def test_a_full_repository_disk_ends_the_run_truthfully_when_space_returns(
         record = note(repo, commit)  # written by `log`, from exit.json
         assert (record["status"], record["exit_code"], record["signal"]) == ("failed", 3, None)
         assert record["ended_at"] is not None and record["duration_s"] is not None
+        assert not (Path(record["run_dir"]) / "exit.json").exists()  # its work is done
         shown = git_exp(repo, "show", "@")
         assert "status    failed (exit 3)" in shown.stdout
         fsck(repo)
