@@ -11,9 +11,12 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pygit2
 import pytest
 from conftest import git
@@ -33,7 +36,7 @@ from helpers_e2e import (
     write_program,
 )
 from helpers_e2e import invoke_main_bytes as invoke_main
-from helpers_guarantees import ext4_image, fake_run, tmpfs, trigger_ext4_error
+from helpers_guarantees import ext4_image, fake_run, read_only_bind, tmpfs, trigger_ext4_error
 
 from gitexp import store
 from gitexp.record import dump_record, new_record
@@ -347,3 +350,178 @@ def test_a_full_repository_disk_ends_the_run_truthfully_when_space_returns(
         shown = git_exp(repo, "show", "@")
         assert "status    failed (exit 3)" in shown.stdout
         fsck(repo)
+
+
+# --- a read-only repository ----------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_repo(repo_dir: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A repository with a real run, a run marked deleted, an archive and a remote, whose
+    .git is then mounted read-only; yields the names the commands below use."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo_dir, "remote", "add", "origin", str(remote))
+    made = git_exp(repo_dir, "run", "-n", "real", "--", sys.executable, "-c", "print(1)")
+    assert made.returncode == 0, made.stderr
+    deleted_id = "20261120.001.dddd"
+    fake_run(repo_dir, "old", deleted_id, finished_record("old", deleted_id, deleted="2026-11-21"))
+    archive = tmp_path / "runs.tar"
+    assert git_exp(repo_dir, "export", "--all", "-o", str(archive)).returncode == 0
+    assert git_exp(repo_dir, "push").returncode == 0
+    with read_only_bind(repo_dir / ".git"):
+        yield {"deleted": f"old/{deleted_id}", "archive": str(archive)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tag", "@", "best"],
+        ["note", "@", "a message"],
+        ["note", "@", "--append", "an annotation"],
+        ["rm", "@"],
+        ["restore", "{deleted}"],
+        ["gc"],
+        ["run", "-n", "more", "--", sys.executable, "-c", "open('ran', 'w')"],
+        ["rerun", "@"],
+        ["import", "{archive}"],
+        ["pull"],
+    ],
+    ids=["tag", "note", "note-append", "rm", "restore", "gc", "run", "rerun", "import", "pull"],
+)
+def test_a_read_only_repository_refuses_every_write_with_one_line(
+    repo_dir: Path, read_only_repo: dict[str, str], args: list[str]
+) -> None:
+    before = (repo_state(repo_dir), run_refs(repo_dir), notes_ref(repo_dir))
+    result = git_exp(repo_dir, *[arg.format(**read_only_repo) for arg in args])
+
+    assert result.returncode == 1, result.stderr
+    message = assert_one_error_line(result.stderr)
+    # git itself says where it could not write; gitexp's own writes say why.
+    assert ("cannot lock ref" if args == ["pull"] else "Read-only file system") in message
+    assert not (repo_dir / "ran").exists()
+    assert (repo_state(repo_dir), run_refs(repo_dir), notes_ref(repo_dir)) == before
+
+
+# --- a rerun killed with -9 ----------------------------------------------------------------
+
+# Waits for the file argv[1] to exist (the same file for the run and its reruns).
+WAIT_FOR_GO = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\n"
+
+
+def temporary_worktrees(repo: Path) -> set[str]:
+    """The paths of the linked worktrees git knows that live under the logdir."""
+    listed = git(repo, "worktree", "list", "--porcelain").splitlines()
+    paths = {line[len("worktree ") :] for line in listed if line.startswith("worktree ")}
+    return {path for path in paths if "/.worktrees/rerun-" in path}
+
+
+def start_rerun(repo: Path, run_id: str) -> tuple[subprocess.Popen[bytes], psutil.Process, str]:
+    """`git exp rerun run_id`, its gitexp process, and the worktree it made."""
+    before = temporary_worktrees(repo)
+    process = start_git_exp(repo, "rerun", run_id)
+    made = wait_for(lambda: temporary_worktrees(repo) - before, timeout=30)
+    git_process = psutil.Process(process.pid)
+    gitexp = next(p for p in git_process.children() if "git-exp" in " ".join(p.cmdline()))
+    return process, gitexp, made.pop()
+
+
+@pytest.mark.parametrize("pruner", ["gc", "rerun"])
+def test_the_worktree_of_a_killed_rerun_is_pruned_by_the_next_rerun_or_gc(
+    repo_dir: Path, tmp_path: Path, pruner: str
+) -> None:
+    go = tmp_path / "go"
+    write_program(repo_dir / "wait.py", WAIT_FOR_GO)
+    git(repo_dir, "add", "wait.py")
+    git(repo_dir, "commit", "-q", "-m", "wait")
+    go.touch()
+    assert git_exp(repo_dir, "run", "wait.py", str(go)).returncode == 0
+    run_id = only_run(repo_dir)[2]["id"]
+    # A user's own worktrees, one of them locked: never gitexp's to prune.
+    git(repo_dir, "worktree", "add", "-q", "--detach", str(tmp_path / "mine"))
+    git(repo_dir, "worktree", "add", "-q", "--detach", str(tmp_path / "locked"))
+    git(repo_dir, "worktree", "lock", "--reason", "pid 1 started 0", str(tmp_path / "locked"))
+    go.unlink()
+
+    live, _, in_use = start_rerun(repo_dir, run_id)  # a rerun still going: left alone
+    killed, gitexp, abandoned = start_rerun(repo_dir, run_id)
+    program = wait_for(lambda: gitexp.children())[0]
+    gitexp.kill()  # kill -9: no clean-up runs
+    killed.communicate(timeout=30)
+    program.kill()
+    psutil.wait_procs([program], timeout=30)
+    assert Path(abandoned).is_dir() and abandoned in temporary_worktrees(repo_dir)
+
+    if pruner == "gc":
+        result = git_exp(repo_dir, "gc")
+        assert result.returncode == 0, result.stderr
+    else:
+        third = start_git_exp(repo_dir, "rerun", run_id)
+        wait_for(lambda: abandoned not in temporary_worktrees(repo_dir), timeout=30)
+    assert not Path(abandoned).exists()
+    assert abandoned not in temporary_worktrees(repo_dir)
+    assert in_use in temporary_worktrees(repo_dir) and Path(in_use).is_dir()
+    assert (tmp_path / "mine").is_dir() and (tmp_path / "locked").is_dir()
+    go.touch()
+    assert live.wait(timeout=60) == 0
+    if pruner == "rerun":
+        assert third.wait(timeout=60) == 0
+    assert temporary_worktrees(repo_dir) == set()
+    assert len(git(repo_dir, "worktree", "list").splitlines()) == 3  # main, mine, locked
+    fsck(repo_dir)
+
+
+# --- a checkout that cannot finish ---------------------------------------------------------
+
+
+def hash_object(repo: Path, data: bytes, kind: str = "blob") -> str:
+    result = subprocess.run(
+        ["git", "hash-object", "-w", "--literally", "-t", kind, "--stdin"],
+        cwd=repo,
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    return result.stdout.decode().strip()
+
+
+def tree_bytes(*entries: tuple[str, str, str]) -> bytes:
+    """A raw tree object of (mode, name, hex id) entries, in the order given."""
+    return b"".join(
+        f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for mode, name, oid in entries
+    )
+
+
+@pytest.mark.parametrize("flaw", ["duplicate", "dot-git", "missing"])
+@pytest.mark.parametrize("force", [False, True], ids=["safe", "force"])
+def test_a_checkout_of_a_malformed_tree_leaves_the_working_tree_as_it_was(
+    repo_dir: Path, monkeypatch: pytest.MonkeyPatch, flaw: str, force: bool
+) -> None:
+    (repo_dir / "notes.txt").write_text("mine, untracked\n")
+    changed = hash_object(repo_dir, b"changed by the snapshot\n")
+    new_file = hash_object(repo_dir, b"new in the snapshot\n")
+    last = {
+        "duplicate": ("100644", "zz", new_file),
+        "dot-git": ("100644", ".git", new_file),
+        "missing": ("100644", "zz", "1" * 40),
+    }[flaw]
+    entries = [("100644", "README", changed), ("100644", "added", new_file), last]
+    if flaw == "duplicate":
+        entries.append(last)
+    subtree = hash_object(repo_dir, tree_bytes(*entries), "tree")
+    tree = hash_object(
+        repo_dir, tree_bytes(("100644", "README", changed), ("40000", "sub", subtree)), "tree"
+    )
+    commit = git(repo_dir, "commit-tree", tree, "-p", "HEAD", "-m", "exp: bad").strip()
+    run_id = "20261120.001.bbbb"
+    git(repo_dir, "update-ref", f"refs/experiments/bad/{run_id}", commit)
+    record = finished_record("bad", run_id, commit=commit)
+    git(repo_dir, "notes", "--ref", "experiments", "add", "-m", record.decode(), commit)
+    before = repo_state(repo_dir)
+
+    code, _, stderr = invoke_main(monkeypatch, "checkout", *(["--force"] if force else []), run_id)
+
+    assert code == 1, stderr
+    message = assert_one_error_line(stderr.decode())
+    assert message.startswith(f"cannot check out bad/{run_id}: its snapshot has ")
+    assert repo_state(repo_dir) == before
