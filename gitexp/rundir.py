@@ -20,6 +20,7 @@ ERROR_FILE = "error.json"
 ARTIFACTS_FILE = "artifacts.jsonl"
 EXIT_FILE = "exit.json"
 EXIT_FILE_ROOM = 1024  # bytes of exit.json taken when the run starts
+EXIT_FILE_MAX = 64 * 1024  # larger is not ours: never read whole
 ARTIFACT_FIELDS = ("name", "path", "size", "sha256", "source", "logged_at")
 USAGE_ERROR_LINE = re.compile(r"(?:\S+: error: |Error: )(.+)\Z")
 EXCEPTION_LINE = re.compile(
@@ -74,7 +75,13 @@ def remove_exit_file(run_dir: Path) -> None:
 
 def read_exit_file(run_dir: Path) -> dict[str, object] | None:
     """What the supervisor wrote into exit.json when the program ended, if it did."""
-    value = _read_json(run_dir / EXIT_FILE)
+    # Records come from other people's remotes too: `run_dir` may name any path.
+    try:
+        with open(run_dir / EXIT_FILE, "rb") as file:
+            data = file.read(EXIT_FILE_MAX + 1)
+        value = orjson.loads(data) if len(data) <= EXIT_FILE_MAX else None
+    except (OSError, ValueError):  # ValueError: a NUL in the path, or not JSON
+        return None
     return value if isinstance(value, dict) else None
 
 

@@ -34,8 +34,8 @@ def settle_runs(repo: pygit2.Repository, commits: Iterable[str]) -> bool:
     for commit in commits:
         try:
             settled |= _settle(repo, commit)
-        except GitExpError:
-            return settled
+        except (GitExpError, OSError, ValueError, KeyError, TypeError, pygit2.GitError):
+            return settled  # a listing must never fail for it: the next one tries again
     return settled
 
 
@@ -65,7 +65,7 @@ def _settle(repo: pygit2.Repository, commit: str) -> bool:
 def _final_fields(record: dict[str, Any], commit: str) -> dict[str, Any] | None:
     """The supervisor's final fields rebuilt from exit.json, if it is this run's."""
     run_dir_text = record.get("run_dir")
-    if not isinstance(run_dir_text, str) or not run_dir_text:
+    if not isinstance(run_dir_text, str) or not run_dir_text.startswith("/"):
         return None
     run_dir = Path(run_dir_text)
     facts = rundir.read_exit_file(run_dir)

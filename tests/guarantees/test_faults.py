@@ -339,6 +339,8 @@ def test_a_full_repository_disk_ends_the_run_truthfully_when_space_returns(
         assert "No space left on device" in errors[0] and "exit.json" in errors[0]
         _, commit, record = only_run(repo)
         assert record["status"] == "running"  # the start record: the end could not be written
+        still_full = git_exp(repo, "log")  # cannot write the end yet: lists, and says crashed
+        assert still_full.returncode == 0 and " crashed " in still_full.stdout, still_full
 
         fill.unlink()
         listed = json.loads(git_exp(repo, "log", "--json").stdout)
@@ -426,6 +428,17 @@ def start_rerun(repo: Path, run_id: str) -> tuple[subprocess.Popen[bytes], psuti
     return process, gitexp, made.pop()
 
 
+def running_script(parent: psutil.Process, script: str) -> psutil.Process | None:
+    """The child of `parent` running `script`, once it has started."""
+    for child in parent.children():
+        try:
+            if script in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
 @pytest.mark.parametrize("pruner", ["gc", "rerun"])
 def test_the_worktree_of_a_killed_rerun_is_pruned_by_the_next_rerun_or_gc(
     repo_dir: Path, tmp_path: Path, pruner: str
@@ -445,7 +458,7 @@ def test_the_worktree_of_a_killed_rerun_is_pruned_by_the_next_rerun_or_gc(
 
     live, _, in_use = start_rerun(repo_dir, run_id)  # a rerun still going: left alone
     killed, gitexp, abandoned = start_rerun(repo_dir, run_id)
-    program = wait_for(lambda: gitexp.children())[0]
+    program = wait_for(lambda: running_script(gitexp, "wait.py"), timeout=30)
     gitexp.kill()  # kill -9: no clean-up runs
     killed.communicate(timeout=30)
     program.kill()
