@@ -37,7 +37,8 @@ def claim_run_ref(
         while True:
             run_id = ids.format_run_id(today, count, ids.random_suffix())
             message = valid_unicode(f"exp: {name}/{run_id}\n\n{shlex.join(command)}\n")
-            commit = commit_snapshot(repo, snapshot, message, signature, extra_parents)
+            with store.writing(repo):
+                commit = commit_snapshot(repo, snapshot, message, signature, extra_parents)
             ref = ids.run_ref(name, run_id)
             if store.create_ref(repo, ref, commit):
                 return ref, str(commit)

@@ -5,6 +5,7 @@ The pipeline behind `git exp run` and `git exp rerun` (gitexp.commands.run, .rer
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +82,8 @@ class RunResult:
     commit: str
     record: dict[str, Any]
     exit_status: int
+    # Why the final record could not be written (exit.json holds the end for the next command).
+    record_error: str | None = None
 
 
 def run_experiment(
@@ -152,6 +155,7 @@ def run_experiment(
         store.delete_ref(repo, ref)  # nothing ran yet: leave no half-written run behind
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise GitExpError(f"cannot start the run: {reason}") from None
+    rundir.reserve_exit_file(run_dir)
     report(f"gitexp: {run_id} started (snapshot {commit[:7]})")
     for item in snapshot.skipped:
         size = f"{format_size(item['size'])}, " if item["size"] is not None else ""
@@ -173,18 +177,44 @@ def run_experiment(
         failure = {"type": type(exc).__name__, "message": exc.strerror or str(exc)}
     except BaseException as exc:
         failure = {"type": type(exc).__name__, "message": str(exc) or "the supervisor stopped"}
-        final = finish_fields(record, run_dir, outcome, failure, launch)
+        rundir.write_exit_file(run_dir, exit_facts(run_id, commit, outcome, failure, launch))
+        final = finish_fields(record, run_dir, outcome, failure, launch.is_python)
         store.update_note(repo, commit, _merging(final), signature)
+        rundir.remove_exit_file(run_dir)
         raise
-    final = finish_fields(record, run_dir, outcome, failure, launch)
-    saved = store.update_note(repo, commit, _merging(final), signature)
+    # Written first: if the record cannot be (a full disk), the next gitexp command ends it.
+    rundir.write_exit_file(run_dir, exit_facts(run_id, commit, outcome, failure, launch))
+    final = finish_fields(record, run_dir, outcome, failure, launch.is_python)
     if outcome is not None:
         exit_status = outcome.exit_status
     elif failure and failure["type"] == "FileNotFoundError":
         exit_status = EXIT_NOT_FOUND
     else:
         exit_status = EXIT_CANNOT_EXECUTE
-    return RunResult(run_id, ref, commit, load_record(saved), exit_status)
+    try:
+        saved = load_record(store.update_note(repo, commit, _merging(final), signature))
+    except GitExpError as exc:
+        return RunResult(run_id, ref, commit, {**record, **final}, exit_status, str(exc))
+    rundir.remove_exit_file(run_dir)
+    return RunResult(run_id, ref, commit, saved, exit_status)
+
+
+def exit_facts(
+    run_id: str,
+    commit: str,
+    outcome: ProcessOutcome | None,
+    failure: dict[str, Any] | None,
+    launch: Launch,
+) -> dict[str, Any]:
+    """What exit.json holds: how the program ended, enough to write the final record later."""
+    return {
+        "id": run_id,
+        "commit": commit,
+        "status": _final_status(outcome, failure),
+        "outcome": dataclasses.asdict(outcome) if outcome is not None else None,
+        "failure": failure,
+        "python": launch.is_python,
+    }
 
 
 def program_args(command: Sequence[str]) -> list[str]:
@@ -218,7 +248,7 @@ def finish_fields(
     run_dir: Path,
     outcome: ProcessOutcome | None,
     failure: dict[str, Any] | None,
-    launch: Launch,
+    is_python: bool,
 ) -> RunRecord:
     """The fields the supervisor owns at the end of a run."""
     summary = summarize_metrics(run_dir / rundir.METRICS_FILE)
@@ -226,7 +256,7 @@ def finish_fields(
     params = dict(record["params"])
     params.update(rundir.read_params(run_dir))
     error = failure or rundir.read_error(run_dir)
-    if error is None and outcome is not None and outcome.exit_status != 0 and launch.is_python:
+    if error is None and outcome is not None and outcome.exit_status != 0 and is_python:
         error = rundir.traceback_from_log(run_dir / rundir.OUTPUT_LOG)
     if error is None and outcome is not None and outcome.exit_code == EXIT_USAGE:
         error = rundir.usage_error_from_log(run_dir / rundir.OUTPUT_LOG)

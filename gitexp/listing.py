@@ -201,7 +201,10 @@ def list_runs(repo: pygit2.Repository, hostname: str | None = None) -> list[Run]
     """
     hostname = hostname or socket.gethostname()
     with _no_cyclic_gc():
-        return _listed_runs(repo, _notes_index(repo), hostname)
+        runs = _listed_runs(repo, _notes_index(repo), hostname)
+        if _settled(repo, [run.commit for run in runs if run.status == "crashed"]):
+            runs = _listed_runs(repo, _notes_index(repo), hostname)
+        return runs
 
 
 def log_entries(repo: pygit2.Repository, hostname: str | None = None) -> list[LogEntry]:
@@ -215,8 +218,11 @@ def log_entries(repo: pygit2.Repository, hostname: str | None = None) -> list[Lo
         index = _notes_index(repo)
         if index.runs is not None:
             entries = _entries_from_cache(repo, index, hostname)
-            if entries is not None:
+            crashed = [row[L_COMMIT] for row in entries or () if row[L_STATUS] == "crashed"]
+            if entries is not None and not _settled(repo, crashed):
                 return entries
+            if crashed:
+                index = _notes_index(repo)
         return [run.log_entry() for run in _listed_runs(repo, index, hostname)]
 
 
@@ -231,6 +237,15 @@ def deleted_records(repo: pygit2.Repository) -> set[str]:
         # entries hold the summaries as JSON lists: field 2 is NoteSummary.deleted
         deleted = NoteSummary._fields.index("deleted")
         return {commit for commit, (_, summary) in entries.items() if summary[deleted]}
+
+
+def _settled(repo: pygit2.Repository, crashed: list[str]) -> bool:
+    """Write the final records the crashed runs left in their exit.json; True if any."""
+    if not crashed:
+        return False
+    from gitexp import settle  # only with crashed runs about: rare
+
+    return settle.settle_runs(repo, crashed)
 
 
 def _notes_index(repo: pygit2.Repository) -> Any:

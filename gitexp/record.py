@@ -161,10 +161,11 @@ def effective_status(record: dict[str, Any], hostname: str | None = None) -> str
     host = record.get("host")
     if not isinstance(host, dict) or host.get("hostname") != (hostname or socket.gethostname()):
         return "running"
-    return "running" if _process_alive(host.get("pid"), host.get("pid_started_at")) else "crashed"
+    return "running" if process_alive(host.get("pid"), host.get("pid_started_at")) else "crashed"
 
 
-def _process_alive(pid: object, started_at: object) -> bool:
+def process_alive(pid: object, started_at: object) -> bool:
+    """Whether process `pid` exists and was started at Unix time `started_at` (to a second)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
         return True  # nothing to check against (a hand-edited record?): do not guess
     import psutil  # only for running runs: listings of finished ones never load it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ METRICS_FILE = "metrics.jsonl"
 PARAMS_FILE = "params.json"
 ERROR_FILE = "error.json"
 ARTIFACTS_FILE = "artifacts.jsonl"
+EXIT_FILE = "exit.json"
+EXIT_FILE_ROOM = 1024  # bytes of exit.json taken when the run starts
+EXIT_FILE_MAX = 64 * 1024  # larger is not ours: never read whole
 ARTIFACT_FIELDS = ("name", "path", "size", "sha256", "source", "logged_at")
 USAGE_ERROR_LINE = re.compile(r"(?:\S+: error: |Error: )(.+)\Z")
 EXCEPTION_LINE = re.compile(
@@ -81,6 +85,48 @@ def names_other_dir(record: dict[str, object] | None, run_dir: Path) -> str | No
     if not isinstance(recorded, str) or not recorded or recorded == str(run_dir):
         return None
     return recorded
+
+
+def reserve_exit_file(run_dir: Path) -> None:
+    """Make exit.json, blank, taking its room now: when the run ends it is rewritten in
+    place, which needs no new space on a disk that has filled up meanwhile."""
+    # The final record does not depend on it: it only helps when that cannot be written.
+    with contextlib.suppress(OSError):
+        (run_dir / EXIT_FILE).write_bytes(b" " * (EXIT_FILE_ROOM - 1) + b"\n")
+
+
+def write_exit_file(run_dir: Path, facts: dict[str, object]) -> bool:
+    """Overwrite exit.json with `facts` (padded to its reserved room); False if it failed."""
+    data = orjson.dumps(facts)
+    data += b" " * (EXIT_FILE_ROOM - 1 - len(data)) + b"\n"
+    try:
+        fd = os.open(run_dir / EXIT_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return False
+    try:
+        return os.pwrite(fd, data, 0) == len(data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_exit_file(run_dir: Path) -> None:
+    """Remove exit.json once the final record holds what it said."""
+    with contextlib.suppress(OSError):
+        (run_dir / EXIT_FILE).unlink()
+
+
+def read_exit_file(run_dir: Path) -> dict[str, object] | None:
+    """What the supervisor wrote into exit.json when the program ended, if it did."""
+    # Records come from other people's remotes too: `run_dir` may name any path.
+    try:
+        with open(run_dir / EXIT_FILE, "rb") as file:
+            data = file.read(EXIT_FILE_MAX + 1)
+        value = orjson.loads(data) if len(data) <= EXIT_FILE_MAX else None
+    except (OSError, ValueError):  # ValueError: a NUL in the path, or not JSON
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def read_params(run_dir: Path) -> dict[str, object]:

@@ -11,6 +11,8 @@ overwrites the first (measured: 8 processes creating the same 40 refs succeeded 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import random
@@ -28,6 +30,13 @@ NOTES_REF = "refs/notes/experiments"
 TRACKING_NOTES_PREFIX = "refs/notes/remotes/"
 NOTES_COMMIT_MESSAGE = "Notes added by 'git exp'\n"
 RETRY_SECONDS = 20.0
+
+# What a write into .git fails with when waiting will not help; libgit2 puts the reason at the
+# end of its message ("failed to create locked file '...': Read-only file system").
+WRITE_FAILURES = tuple(
+    os.strerror(code)
+    for code in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
+)
 
 FILEMODE_BLOB = pygit2.enums.FileMode.BLOB
 FILEMODE_TREE = pygit2.enums.FileMode.TREE
@@ -109,7 +118,7 @@ def create_ref(repo: pygit2.Repository, name: str, oid: pygit2.Oid) -> bool:
             return _compare_and_swap(repo, name, None, oid, "exp: run created")
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise GitExpError(f"could not update {name}: {exc}") from None
+                raise _failure(repo, f"could not update {name}", exc) from None
             if time.monotonic() > deadline:
                 raise _gave_up(repo, name, exc) from None
             _backoff()  # another writer holds the lock
@@ -118,7 +127,8 @@ def create_ref(repo: pygit2.Repository, name: str, oid: pygit2.Oid) -> bool:
 def delete_ref(repo: pygit2.Repository, name: str) -> None:
     ref = repo.references.get(name)
     if ref is not None:
-        ref.delete()
+        with writing(repo):
+            ref.delete()
 
 
 def read_note(repo: pygit2.Repository, commit_hex: str) -> bytes | None:
@@ -229,7 +239,8 @@ def swap_notes(
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
         tip = notes_tip(repo)
-        new = next_commit(tip)
+        with writing(repo):
+            new = next_commit(tip)
         if new is None:
             return False
         problem: Exception | None = None
@@ -238,7 +249,7 @@ def swap_notes(
                 return True
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise GitExpError(f"could not update {NOTES_REF}: {exc}") from None
+                raise _failure(repo, f"could not update {NOTES_REF}", exc) from None
             problem = exc
         # Someone else wrote first (the ref moved) or is writing now (it is locked).
         if time.monotonic() > deadline:
@@ -261,7 +272,7 @@ def delete_run_ref(repo: pygit2.Repository, name: str, expected: str) -> bool:
             return False
         except (pygit2.GitError, OSError) as exc:
             if not _is_contention(exc):
-                raise GitExpError(f"could not delete {name}: {exc}") from None
+                raise _failure(repo, f"could not delete {name}", exc) from None
             if time.monotonic() > deadline:
                 raise _gave_up(repo, name, exc) from None
             _backoff()
@@ -399,6 +410,49 @@ def _is_contention(exc: Exception) -> bool:
     return "failed to lock file" in text or ("locked file" in text and "file exists" in text)
 
 
+@contextlib.contextmanager
+def writing(repo: pygit2.Repository) -> Iterator[None]:
+    """Turn a failed write into the repository (objects, refs) into one GitExpError.
+
+    Other errors (a corrupt object read on the way, say) pass through unchanged.
+    """
+    try:
+        yield
+    except (pygit2.GitError, OSError) as exc:
+        reason = write_failure_reason(repo, exc)
+        if reason is None:
+            raise
+        raise GitExpError(f"cannot write to the repository: {reason}") from None
+
+
+def write_failure_reason(repo: pygit2.Repository, exc: Exception) -> str | None:
+    """Why a write into the repository failed, if for a reason waiting will not fix."""
+    if isinstance(exc, OSError) and exc.strerror in WRITE_FAILURES:
+        return exc.strerror
+    text = str(exc)
+    for reason in WRITE_FAILURES:
+        if text.endswith(reason):
+            return reason
+    # libgit2 reports a short write of a loose object as GitError('no error').
+    if isinstance(exc, pygit2.GitError) and text == "no error" and _disk_full(repo):
+        return os.strerror(errno.ENOSPC)
+    return None
+
+
+def _disk_full(repo: pygit2.Repository) -> bool:
+    try:
+        return os.statvfs(common_dir(repo) / "objects").f_bavail == 0
+    except OSError:
+        return False
+
+
+def _failure(repo: pygit2.Repository, what: str, exc: Exception) -> GitExpError:
+    reason = write_failure_reason(repo, exc)
+    if reason is not None:
+        return GitExpError(f"cannot write to the repository: {reason}")
+    return GitExpError(f"{what}: {exc}")
+
+
 def _gave_up(repo: pygit2.Repository, ref_name: str, exc: Exception | None) -> GitExpError:
     # Refs live in the common directory, shared by every linked worktree.
     lock = common_dir(repo) / f"{ref_name}.lock"
@@ -441,8 +495,9 @@ def notes_commit_with(
     """A notes commit: `tip`'s notes with `changes` (object id → note), parents `tip` and
     `other_parents`. Nothing moves; pass it to swap_notes."""
     tree = tip.tree if tip is not None else None
-    for hex_id, data in sorted(changes.items()):
-        tree = _subtree(repo, _tree_with_note(repo, tree, hex_id, repo.create_blob(data), 0))
-    tree_id = tree.id if tree is not None else repo.TreeBuilder().write()
-    parents = ([tip.id] if tip is not None else []) + list(other_parents)
-    return repo.create_commit(None, signature, signature, message, tree_id, parents)
+    with writing(repo):
+        for hex_id, data in sorted(changes.items()):
+            tree = _subtree(repo, _tree_with_note(repo, tree, hex_id, repo.create_blob(data), 0))
+        tree_id = tree.id if tree is not None else repo.TreeBuilder().write()
+        parents = ([tip.id] if tip is not None else []) + list(other_parents)
+        return repo.create_commit(None, signature, signature, message, tree_id, parents)

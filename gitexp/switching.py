@@ -84,6 +84,7 @@ def switch_working_tree(
     """
     require_worktree(repo)
     commit = snapshot_commit(repo, run)
+    _refuse_malformed_tree(repo, run, commit.tree)
     _refuse_unfinished_operations(repo)
     previous = _head_description(repo)
     obstacles = local_changes_in_the_way(repo, commit.tree)
@@ -303,6 +304,39 @@ def _tree_files(
             yield from _tree_files(repo, repo[entry.id].peel(pygit2.Tree), f"{path}/")
         else:
             yield path, entry.filemode
+
+
+def _refuse_malformed_tree(repo: pygit2.Repository, run: Run, tree: pygit2.Tree) -> None:
+    """Refuse a snapshot whose tree a checkout would fail on half-way, before any file moves.
+
+    Snapshots can come from other people's remotes and archives: a tree with the same name
+    twice, a name git never writes (`..`, `.git`, a slash) or a missing object.
+    """
+    problem = _tree_problem(repo, tree, "")
+    if problem is not None:
+        raise GitExpError(f"cannot check out {run.id}: its snapshot has {problem}")
+
+
+def _tree_problem(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> str | None:
+    seen: set[str] = set()
+    for entry in tree:
+        name = entry.name or ""
+        path = prefix + name
+        shown = ids.printable(path)
+        if name in seen:
+            return f"the entry '{shown}' twice"
+        seen.add(name)
+        if name in ("", ".", "..") or "/" in name or name.lower() == ".git":
+            return f"an entry git never writes: '{shown}'"
+        if entry.filemode == FileMode.COMMIT:
+            continue  # a submodule: its commit lives in another repository
+        if entry.id not in repo:
+            return f"'{shown}' missing from the repository"
+        if entry.type_str == "tree":
+            problem = _tree_problem(repo, repo[entry.id].peel(pygit2.Tree), f"{path}/")
+            if problem is not None:
+                return problem
+    return None
 
 
 def _refuse_unfinished_operations(repo: pygit2.Repository) -> None:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import click
 
+# After `run` or `rerun` could not write the final record (a full disk, say).
+RECORD_LATER = "exit.json in the run directory keeps how it ended; the next git exp log records it"
 STATUS_COLOURS = {
     "running": "cyan",
     "succeeded": "green",

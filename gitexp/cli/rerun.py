@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from gitexp.cli.common import CONTEXT, open_repo, safe
+from gitexp.cli.common import CONTEXT, RECORD_LATER, open_repo, safe
 
 
 @click.command(context_settings=CONTEXT)
@@ -81,4 +81,6 @@ def rerun(
     if headline:
         summary += f" · {headline}"
     click.echo(safe(summary), err=True)
+    if result.run.record_error:
+        click.echo(safe(f"error: {result.run.record_error} ({RECORD_LATER})"), err=True)
     sys.exit(result.run.exit_status)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gitexp.cli.common import CONTEXT, open_repo, safe
+from gitexp.cli.common import CONTEXT, RECORD_LATER, open_repo, safe
 
 
 @click.command(
@@ -62,4 +62,6 @@ def run(
     if isinstance(error, dict) and record["status"] == "failed":
         summary += f" · {error.get('type')}: {error.get('message')}"
     click.echo(safe(summary), err=True)
+    if result.record_error:
+        click.echo(safe(f"error: {result.record_error} ({RECORD_LATER})"), err=True)
     sys.exit(result.exit_status)

@@ -27,6 +27,7 @@ from gitexp import rundir, store
 from gitexp.deletions import deleted_here
 from gitexp.listing import Run, list_runs
 from gitexp.record import load_record
+from gitexp.worktrees import prune_abandoned
 
 MARKED_ELSEWHERE = (
     "marked deleted by another clone (it came with a pull), and its run directory is here: "
@@ -112,6 +113,8 @@ def collect_garbage(
     report = GcReport(dry_run=dry_run)
     root = rundir.logdir_root(repo, env_logdir)
     marked_here: set[tuple[str, str]] | None = None
+    if not dry_run:
+        prune_abandoned(repo)  # a rerun's temporary worktree, left by a kill -9
     for run in list_runs(repo):
         if not run.deleted:  # the summary: no record is read for the runs that stay
             continue

@@ -111,8 +111,11 @@ def import_runs(
         report.imported = [run.id for run in new_runs]
         report.bytes_unpacked = sum(contents.run_dir_bytes.get(run.id, 0) for run in new_runs)
         return report
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    except OSError as exc:
+        raise GitExpError(f"cannot write to {root}: {exc.strerror}") from None
     try:
         staged = _write_objects(repo, path, root, staging, {run.id for run in new_runs})
         run_dirs: dict[str, str | None] = {}

@@ -32,10 +32,16 @@ from gitexp.record import update_record
 from gitexp.repository import identity, require_worktree
 from gitexp.runspec import find_run
 from gitexp.switching import SavedState, snapshot_commit, switch_working_tree
-from gitexp.worktrees import Worktree, add_worktree, remove_worktree, temporary_worktree_path
+from gitexp.worktrees import (
+    Worktree,
+    add_worktree,
+    owner_reason,
+    prune_abandoned,
+    remove_worktree,
+    temporary_worktree_path,
+)
 
 OUTPUTS_DIR = "outputs"
-WORKTREES_DIR = ".worktrees"  # under the run directories' root: same filesystem, cheap moves
 # What the program left in the temporary worktree: new files (ignored ones too) and changes.
 WRITTEN = FileStatus.WT_NEW | FileStatus.IGNORED | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE
 # Delivered again once the worktree is cleaned up; a late Ctrl-C (git forwards the
@@ -107,11 +113,13 @@ def rerun_run(
     _warn_about_gaps(original, request, report)
     if request.here:
         return _rerun_here(repo, original, request, run_request, report)
+    prune_abandoned(repo)
     worktree = add_worktree(
         repo,
-        temporary_worktree_path(root / WORKTREES_DIR),
+        temporary_worktree_path(root),
         commit.id,
         f"checkout: moving to {commit.id} (git exp rerun {original.id})",
+        locked_reason=owner_reason(),
     )
     kept: tuple[list[str], str | None] = ([], None)
     try:

@@ -123,3 +123,18 @@ def peak_rss(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], i
     *stderr, rss_kib = result.stderr.splitlines()
     result.stderr = "\n".join(stderr) + "\n" if stderr else ""
     return result, int(rss_kib) * 1024
+
+
+@contextmanager
+def read_only_bind(path: Path) -> Iterator[Path]:
+    """`path` bind-mounted read-only over itself (as root, chmod does not stop writes)."""
+    mounted = _run("mount", "--bind", str(path), str(path))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount (needs root): {mounted.stderr.strip()}")
+    try:
+        remounted = _run("mount", "-o", "remount,bind,ro", str(path))
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
+        yield path
+    finally:
+        _run("umount", "-l", str(path))
