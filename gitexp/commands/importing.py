@@ -26,10 +26,11 @@ import io
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -127,7 +128,15 @@ def import_runs(
             run_dirs[run.id] = _move_run_dir(run, staging, root, staged, report)
         present = set(report.present)
         to_record = [run for run in contents.runs if run.id in run_dirs or run.id in present]
-        _write_records(repo, to_record, run_dirs, identity(repo, dict(environ)), report)
+        hostname = socket.gethostname()
+        _write_records(
+            repo,
+            to_record,
+            run_dirs,
+            identity(repo, dict(environ)),
+            report,
+            lambda record: rundir.recorded_here(record, root, hostname),
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
@@ -457,14 +466,18 @@ def _write_records(
     run_dirs: Mapping[str, str | None],
     signature: pygit2.Signature,
     report: ImportReport,
+    recorded_here: Callable[[dict[str, Any]], bool],
 ) -> None:
-    """Write the records of `runs` in one notes commit, merged with the ones already here."""
+    """Write the records of `runs` in one notes commit, merged with the ones already here
+    (the facts of a run this clone recorded stay as they are: an archive adds annotations)."""
     warnings: list[str] = []
     updated: list[str] = []
 
     def next_commit(tip: pygit2.Commit | None) -> pygit2.Oid | None:
         warnings.clear()
-        changes, changed_here = _record_changes(store.notes_of(repo, tip), runs, run_dirs, warnings)
+        changes, changed_here = _record_changes(
+            store.notes_of(repo, tip), runs, run_dirs, warnings, recorded_here
+        )
         updated[:] = changed_here
         if not changes:
             return None
@@ -480,6 +493,7 @@ def _record_changes(
     runs: list[ArchivedRun],
     run_dirs: Mapping[str, str | None],
     warnings: list[str],
+    recorded_here: Callable[[dict[str, Any]], bool],
 ) -> tuple[dict[str, bytes], list[str]]:
     """(new notes by commit, ids of runs already here whose record changed)."""
     changes: dict[str, bytes] = {}
@@ -500,7 +514,7 @@ def _record_changes(
         except ValueError:
             warnings.append(f"the record of {run.id} here is unreadable: kept as it is")
             continue
-        merged = merge_records(local, incoming, None)
+        merged = merge_records(local, incoming, None, facts_from_local=recorded_here(local))
         merged["run_dir"] = local.get("run_dir")  # where this clone keeps its output
         if run.id in run_dirs:
             # A record here without its run (collected by `git exp gc`): importing the run

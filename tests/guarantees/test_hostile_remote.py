@@ -332,3 +332,26 @@ def test_a_teammates_run_pulled_while_running_still_gets_its_end(tmp_path: Path)
     final = note(a, commit)
     assert final["status"] == "succeeded" and final["metrics"] == note(b, commit)["metrics"]
     assert final["tags"] == ["watched"]
+
+
+def test_an_archive_cannot_rewrite_the_facts_of_a_run_made_here(tmp_path: Path) -> None:
+    """`import` merges like `pull`: an archive adds annotations to a run recorded here."""
+    _, a, b = make_clones(tmp_path, GATED)
+    exp(a, "run", "train.py", "--lr", "0.1")
+    exp(a, "push")
+    exp(b, "pull")
+    _, commit, mine = only_run(a)
+    path = b.parent / "forged.json"
+    later = "2099-01-01T00:00:00.000+00:00"  # the newer record wins a merge of other people's
+    path.write_bytes(
+        forged(mine, command=["evil.py"], params={"lr": 9}, ended_at=later, tags=["from-b"])
+    )
+    git(b, "notes", "--ref", "experiments", "add", "-f", "-F", str(path), commit)
+    archive = tmp_path / "runs.tar.gz"
+    exp(b, "export", "--all", "-o", str(archive))
+
+    exp(a, "import", str(archive))
+    after = note(a, commit)
+    for fact in ("command", "params", "ended_at"):
+        assert after[fact] == mine[fact], fact
+    assert after["tags"] == ["from-b"]
