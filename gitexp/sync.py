@@ -324,17 +324,15 @@ def _resolve(
         summary.merged += 1
         return their_data
     here = policy.recorded_here(local)
-    if our_data == base_data and (not here or not disputed_facts(local, remote)):
+    # Only a run made here keeps its facts: for the others, what the remote says is merged.
+    disputes = disputed_facts(local, remote) if here else []
+    if our_data == base_data and not disputes:
         summary.merged += 1  # changed there only, and not in any fact of a run made here
         return their_data
     base = _readable(base_data)
     merged = merge_records(local, remote, base, facts_from_local=here)
-    disputed = [
-        key
-        for key in disputed_facts(local, remote)
-        if base is None or remote.get(key) != base.get(key)
-    ]
-    if here and disputed:
+    disputed = [key for key in disputes if base is None or remote.get(key) != base.get(key)]
+    if disputed:
         summary.kept_facts.append(KeptFacts(str(local.get("id") or commit), commit, disputed))
     if merged == local:
         summary.unchanged += 1
