@@ -17,7 +17,7 @@ from gitexp import store
 from gitexp.display import format_duration, format_size, metrics_line
 from gitexp.ids import REF_PREFIX, RUN_ID_PATTERN, parse_run_ref, printable
 from gitexp.record import effective_status, load_record
-from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, config_size
+from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, max_record_size
 
 # A ref whose note is not written yet is a run starting right now, unless it is older than this.
 UNRECORDED_GRACE_SECONDS = 60
@@ -255,11 +255,6 @@ def _notes_index(repo: pygit2.Repository) -> Any:
     return cache.notes_index(
         repo, lambda hex_id, data: summarize(repo, hex_id, data, limit), _summary_version(limit)
     )
-
-
-def max_record_size(repo: pygit2.Repository) -> int:
-    """`exp.maxRecordSize`: the largest note gitexp parses."""
-    return config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE)
 
 
 def _summary_version(limit: int) -> int:

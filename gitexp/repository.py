@@ -67,6 +67,11 @@ def config_size(repo: pygit2.Repository, key: str, default: int) -> int:
         ) from None
 
 
+def max_record_size(repo: pygit2.Repository) -> int:
+    """`exp.maxRecordSize`: the largest note gitexp parses or takes from a remote."""
+    return config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE)
+
+
 def identity(repo: pygit2.Repository, environ: Mapping[str, str]) -> pygit2.Signature:
     """Who a snapshot is by: git's author settings, or a fixed gitexp identity when none is set."""
     name = environ.get("GIT_AUTHOR_NAME") or config_value(repo, "user.name")

@@ -19,7 +19,7 @@ from gitexp.errors import GitExpError
 from gitexp.gitcmd import remote_refs, run_git
 from gitexp.ids import REF_PREFIX, parse_run_ref, printable
 from gitexp.listing import deleted_records
-from gitexp.repository import DEFAULT_MAX_RECORD_SIZE, config_size, default_remote, identity
+from gitexp.repository import default_remote, identity, max_record_size
 from gitexp.store import tracking_notes_ref
 from gitexp.sync import MergePolicy, NotesMerge, merge_notes
 
@@ -141,5 +141,5 @@ def merge_policy(repo: pygit2.Repository, environ: Mapping[str, str]) -> MergePo
     hostname = socket.gethostname()
     return MergePolicy(
         recorded_here=lambda record: rundir.recorded_here(record, root, hostname),
-        max_record_size=config_size(repo, "exp.maxRecordSize", DEFAULT_MAX_RECORD_SIZE),
+        max_record_size=max_record_size(repo),
     )
